@@ -1,0 +1,32 @@
+# stackguard build entry points. `make policies` builds every policy module and writes the
+# annotated modules to dist/<name>.wasm; `make test` runs the whole test suite.
+
+POLICIES := run-as-non-root
+CARGO ?= cargo
+WASM_DIR := target/wasm32-wasip1/wasm
+STACKGUARD := target/release/stackguard
+
+.PHONY: setup policies test stackguard clean
+
+stackguard:
+	$(CARGO) build --release -p stackguard
+
+policies: stackguard
+	rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+	$(CARGO) build --profile wasm --target wasm32-wasip1 $(addprefix -p ,$(POLICIES))
+	mkdir -p dist
+	@for p in $(POLICIES); do \
+	  m=$$(echo $$p | tr - _); \
+	  $(STACKGUARD) annotate $(WASM_DIR)/$$m.wasm -m policies/$$p/metadata.yml -o dist/$$p.wasm || exit 1; \
+	  printf '%-26s %8d bytes\n' "dist/$$p.wasm" $$(stat -c %s dist/$$p.wasm); \
+	done
+
+setup:
+	bash tests/setup.sh
+
+test: setup policies
+	$(CARGO) test --workspace --release
+
+clean:
+	rm -rf dist
+	$(CARGO) clean

@@ -1,0 +1,149 @@
+//! Build the AdmissionRequest that the API server would send for a manifest.
+
+use serde_json::{Value, json};
+
+/// `kind` → resource (plural, lower case), as the API server names it.
+pub fn resource_name(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    match lower.as_str() {
+        "endpoints" => lower,
+        _ if lower.ends_with("ss")
+            || lower.ends_with("sh")
+            || lower.ends_with("ch")
+            || lower.ends_with('x') =>
+        {
+            format!("{lower}es")
+        }
+        _ if lower.ends_with('s') => format!("{lower}es"),
+        _ if lower.ends_with('y')
+            && !matches!(
+                lower.chars().rev().nth(1),
+                Some('a' | 'e' | 'i' | 'o' | 'u')
+            ) =>
+        {
+            format!("{}ies", &lower[..lower.len() - 1])
+        }
+        _ => format!("{lower}s"),
+    }
+}
+
+/// Split `apiVersion` into (group, version): `apps/v1` → (`apps`, `v1`), `v1` → (``, `v1`).
+pub fn group_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+/// The admission operation to simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "CREATE",
+            Op::Update => "UPDATE",
+            Op::Delete => "DELETE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Op> {
+        match s.to_ascii_uppercase().as_str() {
+            "CREATE" => Some(Op::Create),
+            "UPDATE" => Some(Op::Update),
+            "DELETE" => Some(Op::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// An AdmissionRequest for `object` (for DELETE the object goes to `oldObject`).
+pub fn request_for(object: &Value, op: Op, uid: &str) -> Value {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let meta = object.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let (group, version) = group_version(api_version);
+    let gvk = json!({"group": group, "version": version, "kind": kind});
+    let gvr = json!({"group": group, "version": version, "resource": resource_name(kind)});
+    let (obj, old) = match op {
+        Op::Delete => (Value::Null, object.clone()),
+        Op::Update => (object.clone(), object.clone()),
+        Op::Create => (object.clone(), Value::Null),
+    };
+    json!({
+        "uid": uid,
+        "kind": gvk,
+        "resource": gvr,
+        "requestKind": gvk,
+        "requestResource": gvr,
+        "name": name,
+        "namespace": namespace,
+        "operation": op.as_str(),
+        "userInfo": {"username": "stackguard", "groups": ["system:authenticated"]},
+        "object": obj,
+        "oldObject": old,
+        "dryRun": false,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": format!("{}Options", titled(op))},
+    })
+}
+
+fn titled(op: Op) -> &'static str {
+    match op {
+        Op::Create => "Create",
+        Op::Update => "Update",
+        Op::Delete => "Delete",
+    }
+}
+
+/// Accept a bare AdmissionRequest or a whole AdmissionReview (as `kwctl run` does).
+pub fn unwrap_review(v: Value) -> Value {
+    match v.get("request") {
+        Some(req) if v.get("kind").and_then(Value::as_str) == Some("AdmissionReview") => {
+            req.clone()
+        }
+        _ => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals() {
+        for (k, r) in [
+            ("Deployment", "deployments"),
+            ("StatefulSet", "statefulsets"),
+            ("NetworkPolicy", "networkpolicies"),
+            ("Ingress", "ingresses"),
+            ("Endpoints", "endpoints"),
+            ("Gateway", "gateways"),
+            ("ConfigMap", "configmaps"),
+            ("Pod", "pods"),
+        ] {
+            assert_eq!(resource_name(k), r);
+        }
+    }
+
+    #[test]
+    fn review_is_unwrapped() {
+        let v = json!({"kind": "AdmissionReview", "request": {"uid": "1"}});
+        assert_eq!(unwrap_review(v), json!({"uid": "1"}));
+    }
+}

@@ -1,0 +1,271 @@
+//! A waPC host for Kubewarden policy modules, built on the same engine as policy-server:
+//! `wapc` + `wasmtime-provider` + WASI.
+//!
+//! Contract (as policy-server): `protocol_version`, `validate_settings(<settings JSON>)`,
+//! `validate({"request": <AdmissionRequest>, "settings": <settings>})`, host calls on binding
+//! `kubewarden`. Compiled modules are cached on disk by wasmtime; a trap or a timeout becomes a
+//! rejected response with a clear message.
+
+use crate::context::ObjectStore;
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime_provider::{EpochDeadlines, WasmtimeEngineProviderBuilder};
+
+/// One epoch tick.
+const TICK: Duration = Duration::from_millis(10);
+
+/// The response of `validate`, as the Kubewarden SDK defines it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ValidationResponse {
+    pub accepted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutated_object: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_annotations: Option<std::collections::HashMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
+}
+
+/// The response of `validate_settings`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct SettingsValidation {
+    pub valid: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Where the host answers context-aware calls from.
+#[derive(Clone, Default)]
+pub enum HostData {
+    /// No cluster: `kubernetes/*` calls fail, as under plain `kwctl run`.
+    #[default]
+    None,
+    /// Objects of a manifest set stand in for the cluster.
+    Store(Arc<ObjectStore>),
+}
+
+/// The shared engine: on-disk compilation cache and epoch-based timeouts.
+pub struct Host {
+    engine: wasmtime::Engine,
+    stop: Arc<AtomicBool>,
+    timeout_ticks: u64,
+}
+
+impl Host {
+    /// `cache_dir`: where compiled modules are kept (`None`: the default cache directory).
+    pub fn new(cache_dir: Option<&Path>, timeout: Duration) -> Result<Host> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let dir = cache_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(default_cache_dir);
+        let mut cache_config = wasmtime::CacheConfig::new();
+        cache_config.with_directory(&dir);
+        match wasmtime::Cache::new(cache_config) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            Err(e) => eprintln!(
+                "warning: compiled-module cache disabled ({}): {e}",
+                dir.display()
+            ),
+        }
+        let engine = wasmtime::Engine::new(&config)
+            .map_err(|e| anyhow!("creating the wasmtime engine: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (e, s) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    e.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker")?;
+        let timeout_ticks = (timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        Ok(Host {
+            engine,
+            stop,
+            timeout_ticks,
+        })
+    }
+
+    /// Compile (or load from cache) a policy module.
+    pub fn load(&self, path: &Path) -> Result<Module> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading module {}", path.display()))?;
+        let module = wasmtime::Module::new(&self.engine, &bytes)
+            .map_err(|e| anyhow!("{}: not a valid WebAssembly module: {e}", path.display()))?;
+        Ok(Module {
+            path: path.to_path_buf(),
+            module,
+        })
+    }
+
+    /// A ready evaluator for `module`: one instance, reused across calls as policy-server does.
+    pub fn evaluator(&self, module: &Module, data: HostData) -> Result<Evaluator> {
+        let deadlines = EpochDeadlines {
+            wapc_init: self.timeout_ticks,
+            wapc_func: self.timeout_ticks,
+        };
+        let provider = WasmtimeEngineProviderBuilder::new()
+            .engine(self.engine.clone())
+            .module(module.module.clone())
+            .enable_epoch_interruptions(deadlines)
+            .build()
+            .map_err(|e| anyhow!("{}: cannot instantiate: {e}", module.path.display()))?;
+        let callback = move |_id: u64,
+                             binding: &str,
+                             ns: &str,
+                             op: &str,
+                             payload: &[u8]|
+              -> std::result::Result<
+            Vec<u8>,
+            Box<dyn std::error::Error + Send + Sync>,
+        > {
+            host_call(&data, binding, ns, op, payload).map_err(|e| e.into())
+        };
+        let wapc = wapc::WapcHost::new(Box::new(provider), Some(Box::new(callback)))
+            .map_err(|e| anyhow!("{}: waPC initialisation failed: {e}", module.path.display()))?;
+        Ok(Evaluator {
+            path: module.path.clone(),
+            wapc,
+        })
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `$XDG_CACHE_HOME/stackguard/wasmtime`, else `~/.cache/stackguard/wasmtime`.
+pub fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("stackguard").join("wasmtime")
+}
+
+/// A compiled module.
+#[derive(Clone)]
+pub struct Module {
+    pub path: PathBuf,
+    module: wasmtime::Module,
+}
+
+/// An instantiated policy.
+pub struct Evaluator {
+    path: PathBuf,
+    wapc: wapc::WapcHost,
+}
+
+impl Evaluator {
+    fn call(&self, op: &str, payload: &[u8]) -> Result<Vec<u8>> {
+        self.wapc
+            .call(op, payload)
+            .map_err(|e| anyhow!("{}: `{op}` failed: {}", self.path.display(), describe(&e)))
+    }
+
+    /// `protocol_version`: `"v1"` for current policies.
+    pub fn protocol_version(&self) -> Result<String> {
+        let raw = self.call("protocol_version", b"")?;
+        serde_json::from_slice(&raw)
+            .with_context(|| format!("{}: bad protocol_version answer", self.path.display()))
+    }
+
+    /// `validate_settings`: the policy's own verdict on `settings`.
+    pub fn validate_settings(&self, settings: &Value) -> Result<SettingsValidation> {
+        let raw = self.call("validate_settings", &serde_json::to_vec(settings)?)?;
+        serde_json::from_slice(&raw)
+            .with_context(|| format!("{}: bad validate_settings answer", self.path.display()))
+    }
+
+    /// `validate`; a trap, a timeout or a malformed answer is a rejection, as in policy-server.
+    pub fn validate(&self, request: &Value, settings: &Value) -> ValidationResponse {
+        let payload = serde_json::json!({ "request": request, "settings": settings });
+        let bytes = match serde_json::to_vec(&payload) {
+            Ok(b) => b,
+            Err(e) => return internal_error(format!("cannot encode the request: {e}")),
+        };
+        self.validate_raw(&bytes)
+    }
+
+    /// `validate` with an already encoded payload (benchmarks).
+    pub fn validate_raw(&self, payload: &[u8]) -> ValidationResponse {
+        match self.call("validate", payload) {
+            Ok(raw) => serde_json::from_slice(&raw).unwrap_or_else(|e| {
+                internal_error(format!(
+                    "{}: the policy returned an invalid response: {e}",
+                    self.path.display()
+                ))
+            }),
+            Err(e) => internal_error(format!("policy evaluation failed: {e}")),
+        }
+    }
+}
+
+fn internal_error(message: String) -> ValidationResponse {
+    ValidationResponse {
+        accepted: false,
+        message: Some(message),
+        code: Some(500),
+        ..Default::default()
+    }
+}
+
+/// A readable description of a waPC error (traps and timeouts included).
+fn describe(e: &wapc::errors::Error) -> String {
+    let text = e.to_string();
+    if text.contains("interrupt") {
+        "the policy ran past its time limit and was interrupted".to_string()
+    } else {
+        text
+    }
+}
+
+/// Answer a host call on binding `kubewarden`.
+fn host_call(
+    data: &HostData,
+    binding: &str,
+    ns: &str,
+    op: &str,
+    payload: &[u8],
+) -> std::result::Result<Vec<u8>, String> {
+    if binding != "kubewarden" {
+        return Err(format!("unknown waPC binding '{binding}'"));
+    }
+    match (ns, op) {
+        ("tracing", "log") => {
+            crate::guest_log::emit(payload);
+            Ok(Vec::new())
+        }
+        ("kubernetes", "get_resource") => {
+            let HostData::Store(store) = data else {
+                return Err("no cluster context: pass --context manifests".to_string());
+            };
+            store.host_get_resource(payload)
+        }
+        ("kubernetes", "list_resources_by_namespace") | ("kubernetes", "list_resources_all") => {
+            let HostData::Store(store) = data else {
+                return Err("no cluster context: pass --context manifests".to_string());
+            };
+            store.host_list_resources(op, payload)
+        }
+        _ => Err(format!(
+            "host capability '{ns}/{op}' is not supported by stackguard"
+        )),
+    }
+}

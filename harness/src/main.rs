@@ -1,0 +1,43 @@
+//! The `stackguard` command line.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "stackguard",
+    version,
+    about = "Guard the data stack: check manifests, run policy modules, deploy and verify"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate one admission request with a waPC policy module (like `kwctl run`).
+    #[cfg(feature = "host")]
+    Run(cmd::run::Args),
+    /// Embed metadata.yml into a policy module (like `kwctl annotate`).
+    #[cfg(feature = "host")]
+    Annotate(cmd::annotate::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        #[cfg(feature = "host")]
+        Command::Run(a) => cmd::run::main(a),
+        #[cfg(feature = "host")]
+        Command::Annotate(a) => cmd::annotate::main(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

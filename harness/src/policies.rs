@@ -1,0 +1,67 @@
+//! The stackguard policies compiled natively: one registry the CLI and the tests share.
+
+use stackguard_common::policy::{Prepared, prepare};
+
+/// Parse and validate settings (JSON text; `None` means defaults) and bind them to a policy.
+pub type PrepareFn = fn(Option<&str>) -> Result<Box<dyn Prepared>, String>;
+
+/// A policy the CLI can evaluate natively.
+pub struct Entry {
+    pub name: &'static str,
+    pub prepare: PrepareFn,
+    /// The policy's `metadata.yml`, as shipped in its module.
+    pub metadata_yml: &'static str,
+}
+
+/// Every stackguard policy, in a stable order.
+pub const ALL: &[Entry] = &[Entry {
+    name: "run-as-non-root",
+    prepare: prepare::<run_as_non_root::RunAsNonRoot>,
+    metadata_yml: include_str!("../../policies/run-as-non-root/metadata.yml"),
+}];
+
+/// Look a policy up by name.
+pub fn find(name: &str) -> Option<&'static Entry> {
+    ALL.iter().find(|e| e.name == name)
+}
+
+use serde_json::Value;
+use stackguard_common::policy::{Response, respond};
+use stackguard_common::request::{Object, Operation, Request};
+use stackguard_common::{ClusterContext, ObjectRef, Verdict};
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    path.iter()
+        .try_fold(v, |cur, p| cur.get(p))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Evaluate a manifest natively, as if it were admitted with `operation`. The object reference
+/// is `None` when the policy does not apply.
+pub fn evaluate_object(
+    policy: &dyn Prepared,
+    object: &Value,
+    operation: Operation,
+    ctx: &dyn ClusterContext,
+) -> (Verdict, Option<ObjectRef>) {
+    let req = Request {
+        operation,
+        kind: str_at(object, &["kind"]),
+        namespace: str_at(object, &["metadata", "namespace"]),
+        name: str_at(object, &["metadata", "name"]),
+        object: Object::Value(object),
+    };
+    policy.evaluate(&req, ctx)
+}
+
+/// The response the policy module gives for the same object, message rendering included.
+pub fn respond_object(
+    policy: &dyn Prepared,
+    object: &Value,
+    operation: Operation,
+    ctx: &dyn ClusterContext,
+) -> Response {
+    let (verdict, object_ref) = evaluate_object(policy, object, operation, ctx);
+    respond(verdict, object_ref.as_ref())
+}

@@ -1,0 +1,89 @@
+//! waPC entry points for a policy module (wasm32-wasip1 only).
+//!
+//! policy-server calls `protocol_version`, `validate_settings` and `validate`; context-aware
+//! rules call back into the host through `kubewarden/kubernetes/get_resource`.
+
+use crate::ClusterContext;
+use crate::policy::{Policy, Response, parse_settings, validate_payload};
+use kubewarden_policy_sdk::response::ValidationResponse;
+use kubewarden_policy_sdk::settings::SettingsValidationResponse;
+use kubewarden_policy_sdk::wapc_guest::{self, CallResult};
+use serde::Serialize;
+
+/// Register the three waPC functions of policy `P`. Call from the module's `wapc_init`.
+pub fn register<P: Policy>() {
+    wapc_guest::register_function(
+        "protocol_version",
+        kubewarden_policy_sdk::protocol_version_guest,
+    );
+    wapc_guest::register_function("validate_settings", validate_settings::<P>);
+    wapc_guest::register_function("validate", validate::<P>);
+}
+
+fn validate<P: Policy>(payload: &[u8]) -> CallResult {
+    let Response {
+        accepted,
+        message,
+        warnings,
+    } = validate_payload::<P>(payload, &HostContext);
+    Ok(serde_json::to_vec(&ValidationResponse {
+        accepted,
+        message,
+        code: None,
+        mutated_object: None,
+        audit_annotations: None,
+        warnings: (!warnings.is_empty()).then_some(warnings),
+    })?)
+}
+
+fn validate_settings<P: Policy>(payload: &[u8]) -> CallResult {
+    let text = std::str::from_utf8(payload).unwrap_or("");
+    let response = match parse_settings::<P::Settings>(Some(text)) {
+        Ok(_) => SettingsValidationResponse {
+            valid: true,
+            message: None,
+        },
+        Err(e) => SettingsValidationResponse {
+            valid: false,
+            message: Some(e),
+        },
+    };
+    Ok(serde_json::to_vec(&response)?)
+}
+
+/// The request body of Kubewarden's `kubernetes/get_resource` host capability.
+#[derive(Serialize)]
+struct GetResource<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    namespace: Option<&'a str>,
+    disable_cache: bool,
+}
+
+/// Cluster state through the Kubewarden host.
+struct HostContext;
+
+impl ClusterContext for HostContext {
+    fn get_resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let msg = serde_json::to_vec(&GetResource {
+            api_version,
+            kind,
+            name,
+            namespace,
+            disable_cache: false,
+        })
+        .map_err(|e| e.to_string())?;
+        let raw = wapc_guest::host_call("kubewarden", "kubernetes", "get_resource", &msg)
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| format!("unexpected get_resource answer: {e}"))
+    }
+}

@@ -1,0 +1,179 @@
+//! The contract every stackguard policy implements, and the one evaluation path that the waPC
+//! module, the CLI and the tests all go through.
+
+use crate::request::{Operation, Request, ValidationPayload};
+use crate::{ClusterContext, ObjectRef, Verdict};
+use serde::de::DeserializeOwned;
+
+/// Policy settings: camelCase JSON, unknown keys rejected by serde, values checked by `validate`.
+pub trait Settings: DeserializeOwned + Default {
+    /// Reject impossible values with a message naming the setting.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A stackguard policy: data (name, kinds, settings) plus one pure function.
+pub trait Policy {
+    /// Artifact name, e.g. `run-as-non-root`.
+    const NAME: &'static str;
+    /// `kind`s this policy evaluates; any other kind is accepted untouched.
+    const KINDS: &'static [&'static str];
+    type Settings: Settings;
+
+    /// Evaluate one object (never DELETE, never a missing object).
+    fn evaluate(req: &Request<'_>, settings: &Self::Settings, ctx: &dyn ClusterContext) -> Verdict;
+}
+
+/// Parse and validate settings (`null` or absent means defaults).
+pub fn parse_settings<S: Settings>(json: Option<&str>) -> Result<S, String> {
+    let settings = match json.map(str::trim) {
+        None | Some("") | Some("null") => S::default(),
+        Some(text) => crate::de::from_str_with_path::<S>(text)
+            .map_err(|e| format!("invalid settings: {e}"))?,
+    };
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// What a policy answers for one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    pub accepted: bool,
+    pub message: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Response {
+    pub fn accept() -> Self {
+        Response {
+            accepted: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn reject(message: String) -> Self {
+        Response {
+            accepted: false,
+            message: Some(message),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Evaluate one request with parsed settings, applying the admission rules every policy shares:
+/// DELETE, CONNECT, requests without an object and other kinds are accepted.
+pub fn evaluate<P: Policy>(
+    req: Option<&Request<'_>>,
+    settings: &P::Settings,
+    ctx: &dyn ClusterContext,
+) -> (Verdict, Option<ObjectRef>) {
+    let Some(req) = req else {
+        return (Verdict::accept(), None);
+    };
+    if matches!(req.operation, Operation::Delete | Operation::Connect)
+        || !P::KINDS.contains(&req.kind)
+    {
+        return (Verdict::accept(), None);
+    }
+    (P::evaluate(req, settings, ctx), Some(object_ref(req)))
+}
+
+/// Kind, namespace and name for messages: from the request, else from `metadata`.
+pub fn object_ref(req: &Request<'_>) -> ObjectRef {
+    let mut r = req.object_ref();
+    if r.name.is_empty() || r.namespace.is_empty() {
+        #[derive(serde::Deserialize, Default)]
+        struct WithMeta {
+            #[serde(default)]
+            metadata: crate::request::Metadata,
+        }
+        if let Ok(m) = req.object.parse::<WithMeta>() {
+            if r.name.is_empty() {
+                r.name = if m.metadata.name.is_empty() {
+                    m.metadata.generate_name
+                } else {
+                    m.metadata.name
+                };
+            }
+            if r.namespace.is_empty() {
+                r.namespace = m.metadata.namespace;
+            }
+        }
+    }
+    r
+}
+
+/// Turn a verdict into the response policy-server returns.
+pub fn respond(verdict: Verdict, object: Option<&ObjectRef>) -> Response {
+    let message = object.and_then(|o| verdict.message(o));
+    Response {
+        accepted: verdict.findings.is_empty(),
+        message,
+        warnings: verdict.warnings,
+    }
+}
+
+/// The whole waPC `validate` call: payload bytes in, response out. Never panics on bad input.
+pub fn validate_payload<P: Policy>(payload: &[u8], ctx: &dyn ClusterContext) -> Response {
+    let text = match std::str::from_utf8(payload) {
+        Ok(t) => t,
+        Err(_) => return Response::reject("the validation request is not UTF-8".to_string()),
+    };
+    let parsed: ValidationPayload<'_> = match crate::de::from_str_with_path(text) {
+        Ok(p) => p,
+        Err(e) => return Response::reject(format!("malformed validation request: {e}")),
+    };
+    let settings = match parse_settings::<P::Settings>(parsed.settings.map(|s| s.get())) {
+        Ok(s) => s,
+        Err(e) => return Response::reject(e),
+    };
+    let req = parsed.request.as_request();
+    let (verdict, object) = evaluate::<P>(req.as_ref(), &settings, ctx);
+    respond(verdict, object.as_ref())
+}
+
+/// A policy with parsed settings, usable behind `dyn` by the CLI.
+pub trait Prepared: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn kinds(&self) -> &'static [&'static str];
+    /// Evaluate one object (same shared rules as [`evaluate`]); the object reference is `None`
+    /// when the policy does not apply to the request.
+    fn evaluate(&self, req: &Request<'_>, ctx: &dyn ClusterContext)
+    -> (Verdict, Option<ObjectRef>);
+}
+
+struct PreparedPolicy<P: Policy> {
+    settings: P::Settings,
+}
+
+impl<P> Prepared for PreparedPolicy<P>
+where
+    P: Policy + 'static,
+    P::Settings: Send + Sync,
+{
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+    fn kinds(&self) -> &'static [&'static str] {
+        P::KINDS
+    }
+    fn evaluate(
+        &self,
+        req: &Request<'_>,
+        ctx: &dyn ClusterContext,
+    ) -> (Verdict, Option<ObjectRef>) {
+        evaluate::<P>(Some(req), &self.settings, ctx)
+    }
+}
+
+/// Parse `settings` (JSON text, `None` for defaults) and bind them to policy `P`.
+pub fn prepare<P>(settings: Option<&str>) -> Result<Box<dyn Prepared>, String>
+where
+    P: Policy + 'static,
+    P::Settings: Send + Sync,
+{
+    Ok(Box::new(PreparedPolicy::<P> {
+        settings: parse_settings::<P::Settings>(settings)?,
+    }))
+}

@@ -1,0 +1,492 @@
+//! Workload extraction: find the pod spec of every workload kind and type the fields rules read.
+//!
+//! Kinds and where their pod spec lives:
+//! Pod `spec`; Deployment, ReplicaSet, StatefulSet, DaemonSet, ReplicationController, Job
+//! `spec.template.spec`; CronJob `spec.jobTemplate.spec.template.spec`.
+
+use crate::de::{IntOrString, null_default};
+use crate::request::{Metadata, Request};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Every kind that carries a pod template.
+pub const WORKLOAD_KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+];
+
+/// A workload reduced to what the rules read.
+#[derive(Debug, Clone, Default)]
+pub struct Workload {
+    pub metadata: Metadata,
+    /// `spec.replicas` where the kind has it (unset means 1 for replicated kinds).
+    pub replicas: Option<i64>,
+    /// Labels of the pods this workload creates (a Pod's own labels).
+    pub pod_labels: BTreeMap<String, String>,
+    /// Field path of the pod spec, e.g. `spec.template.spec`.
+    pub spec_path: &'static str,
+    pub spec: PodSpec,
+}
+
+impl Workload {
+    /// Parse the workload in `req`; `Ok(None)` for kinds without a pod spec or an absent spec.
+    pub fn from_request(req: &Request<'_>) -> Result<Option<Workload>, String> {
+        let w = match req.kind {
+            "Pod" => {
+                let o: PodObject = req.object.parse()?;
+                o.spec.map(|spec| Workload {
+                    pod_labels: o.metadata.labels.clone(),
+                    metadata: o.metadata,
+                    replicas: None,
+                    spec_path: "spec",
+                    spec,
+                })
+            }
+            "CronJob" => {
+                let o: CronJobObject = req.object.parse()?;
+                o.spec
+                    .and_then(|s| s.job_template)
+                    .and_then(|j| j.spec)
+                    .and_then(|j| j.template)
+                    .and_then(|t| {
+                        let labels = t.metadata.labels;
+                        t.spec.map(|spec| Workload {
+                            metadata: o.metadata,
+                            replicas: None,
+                            pod_labels: labels,
+                            spec_path: "spec.jobTemplate.spec.template.spec",
+                            spec,
+                        })
+                    })
+            }
+            "Deployment"
+            | "ReplicaSet"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "ReplicationController"
+            | "Job" => {
+                let o: TemplatedObject = req.object.parse()?;
+                o.spec.and_then(|s| {
+                    let replicas = s.replicas;
+                    s.template.and_then(|t| {
+                        let labels = t.metadata.labels;
+                        t.spec.map(|spec| Workload {
+                            metadata: o.metadata,
+                            replicas,
+                            pod_labels: labels,
+                            spec_path: "spec.template.spec",
+                            spec,
+                        })
+                    })
+                })
+            }
+            _ => None,
+        };
+        Ok(w)
+    }
+
+    /// Every container with its field path and role, in manifest order:
+    /// init containers, containers, ephemeral containers.
+    pub fn containers(&self) -> impl Iterator<Item = ContainerRef<'_>> {
+        let lists: [(&'static str, ContainerRole, &Vec<Container>); 3] = [
+            (
+                "initContainers",
+                ContainerRole::Init,
+                &self.spec.init_containers,
+            ),
+            ("containers", ContainerRole::App, &self.spec.containers),
+            (
+                "ephemeralContainers",
+                ContainerRole::Ephemeral,
+                &self.spec.ephemeral_containers,
+            ),
+        ];
+        let spec_path = self.spec_path;
+        lists.into_iter().flat_map(move |(field, role, list)| {
+            list.iter().enumerate().map(move |(i, c)| ContainerRef {
+                path: format!("{spec_path}.{field}[{i}]"),
+                role,
+                container: c,
+            })
+        })
+    }
+}
+
+/// Which list a container sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerRole {
+    Init,
+    App,
+    Ephemeral,
+}
+
+impl ContainerRole {
+    /// Word used in messages: "container", "init container", "ephemeral container".
+    pub fn noun(self) -> &'static str {
+        match self {
+            ContainerRole::Init => "init container",
+            ContainerRole::App => "container",
+            ContainerRole::Ephemeral => "ephemeral container",
+        }
+    }
+}
+
+/// A container with the path to it, e.g. `spec.template.spec.containers[1]`.
+#[derive(Debug, Clone)]
+pub struct ContainerRef<'a> {
+    pub path: String,
+    pub role: ContainerRole,
+    pub container: &'a Container,
+}
+
+impl ContainerRef<'_> {
+    /// `container 'db'` / `init container 'setup'`.
+    pub fn describe(&self) -> String {
+        format!("{} '{}'", self.role.noun(), self.container.name)
+    }
+}
+
+#[derive(Deserialize)]
+struct PodObject {
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    spec: Option<PodSpec>,
+}
+
+#[derive(Deserialize)]
+struct TemplatedObject {
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    spec: Option<TemplatedSpec>,
+}
+
+#[derive(Deserialize)]
+struct TemplatedSpec {
+    #[serde(default)]
+    replicas: Option<i64>,
+    #[serde(default)]
+    template: Option<PodTemplate>,
+}
+
+#[derive(Deserialize)]
+struct PodTemplate {
+    #[serde(default, deserialize_with = "null_default")]
+    metadata: Metadata,
+    #[serde(default)]
+    spec: Option<PodSpec>,
+}
+
+#[derive(Deserialize)]
+struct CronJobObject {
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    spec: Option<CronJobSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CronJobSpec {
+    #[serde(default)]
+    job_template: Option<JobTemplate>,
+}
+
+#[derive(Deserialize)]
+struct JobTemplate {
+    #[serde(default)]
+    spec: Option<JobSpec>,
+}
+
+#[derive(Deserialize)]
+struct JobSpec {
+    #[serde(default)]
+    template: Option<PodTemplate>,
+}
+
+/// `PodSpec`, only the fields stackguard rules read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    #[serde(default)]
+    pub security_context: Option<SecurityContext>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub containers: Vec<Container>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub init_containers: Vec<Container>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub ephemeral_containers: Vec<Container>,
+    #[serde(default)]
+    pub affinity: Option<Affinity>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub volumes: Vec<Volume>,
+}
+
+/// `Container` (also used for init and ephemeral containers).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub image: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub command: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub args: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub env: Vec<EnvVar>,
+    #[serde(default)]
+    pub security_context: Option<SecurityContext>,
+    #[serde(default)]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+/// Pod- or container-level `securityContext` (pod level lacks some fields; they stay `None`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityContext {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub run_as_non_root: Option<bool>,
+    pub privileged: Option<bool>,
+    pub allow_privilege_escalation: Option<bool>,
+    pub read_only_root_filesystem: Option<bool>,
+    pub capabilities: Option<Capabilities>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Capabilities {
+    #[serde(default, deserialize_with = "null_default")]
+    pub add: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub drop: Vec<String>,
+}
+
+/// `resources`: quantities kept as text, parsed by the rules that compare them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResourceRequirements {
+    #[serde(default, deserialize_with = "null_default")]
+    pub requests: BTreeMap<String, IntOrString>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub limits: BTreeMap<String, IntOrString>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    pub value: Option<String>,
+    pub value_from: Option<EnvVarSource>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarSource {
+    pub secret_key_ref: Option<KeyRef>,
+    pub config_map_key_ref: Option<KeyRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KeyRef {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub mount_path: String,
+    #[serde(default)]
+    pub sub_path: Option<String>,
+}
+
+/// `Volume`: the sources rules follow (ConfigMaps, Secrets, projected).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    pub config_map: Option<ConfigMapVolume>,
+    pub secret: Option<SecretVolume>,
+    pub projected: Option<ProjectedVolume>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapVolume {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub items: Vec<KeyToPath>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVolume {
+    #[serde(default, deserialize_with = "null_default")]
+    pub secret_name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KeyToPath {
+    #[serde(default, deserialize_with = "null_default")]
+    pub key: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProjectedVolume {
+    #[serde(default, deserialize_with = "null_default")]
+    pub sources: Vec<ProjectedSource>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectedSource {
+    pub config_map: Option<ConfigMapVolume>,
+}
+
+/// `affinity`, only pod anti-affinity is read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Affinity {
+    pub pod_anti_affinity: Option<PodAntiAffinity>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodAntiAffinity {
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        rename = "requiredDuringSchedulingIgnoredDuringExecution"
+    )]
+    pub required: Vec<PodAffinityTerm>,
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        rename = "preferredDuringSchedulingIgnoredDuringExecution"
+    )]
+    pub preferred: Vec<WeightedPodAffinityTerm>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedPodAffinityTerm {
+    #[serde(default)]
+    pub weight: i64,
+    #[serde(default)]
+    pub pod_affinity_term: PodAffinityTerm,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodAffinityTerm {
+    pub label_selector: Option<LabelSelector>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub namespaces: Vec<String>,
+    pub namespace_selector: Option<LabelSelector>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub topology_key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologySpreadConstraint {
+    #[serde(default)]
+    pub max_skew: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub topology_key: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub when_unsatisfiable: String,
+    pub label_selector: Option<LabelSelector>,
+}
+
+/// `metav1.LabelSelector`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    #[serde(default, deserialize_with = "null_default")]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct LabelSelectorRequirement {
+    #[serde(default, deserialize_with = "null_default")]
+    pub key: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub operator: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub values: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Object, Operation};
+
+    fn req<'a>(kind: &'a str, v: &'a serde_json::Value) -> Request<'a> {
+        Request {
+            operation: Operation::Create,
+            kind,
+            namespace: "",
+            name: "",
+            object: Object::Value(v),
+        }
+    }
+
+    #[test]
+    fn cronjob_pod_spec_is_found() {
+        let v = serde_json::json!({"metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec": {"template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "x", "image": "busybox"}], "initContainers": null}}}}}});
+        let w = Workload::from_request(&req("CronJob", &v))
+            .unwrap()
+            .unwrap();
+        let c: Vec<_> = w.containers().collect();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c[0].path,
+            "spec.jobTemplate.spec.template.spec.containers[0]"
+        );
+        assert_eq!(w.pod_labels.get("a").map(String::as_str), Some("b"));
+    }
+
+    #[test]
+    fn bad_shape_names_the_field() {
+        let v = serde_json::json!({"spec": {"template": {"spec": {"containers": "oops"}}}});
+        let err = Workload::from_request(&req("Deployment", &v)).unwrap_err();
+        assert!(err.contains("spec.template.spec.containers"), "{err}");
+    }
+
+    #[test]
+    fn other_kinds_have_no_workload() {
+        let v = serde_json::json!({"data": {}});
+        assert!(
+            Workload::from_request(&req("ConfigMap", &v))
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! `run-as-non-root`: every container runs as a non-root user, unprivileged, without privilege
+//! escalation and with all capabilities dropped.
+//!
+//! Effective values follow Kubernetes inheritance: a container's `securityContext` overrides the
+//! pod's for `runAsUser` and `runAsNonRoot`; the other fields exist only per container.
+
+pub mod settings;
+
+use settings::Settings;
+use stackguard_common::glob;
+use stackguard_common::workload::{ContainerRef, WORKLOAD_KINDS, Workload};
+use stackguard_common::{ClusterContext, Policy, Request, Verdict};
+
+pub struct RunAsNonRoot;
+
+impl Policy for RunAsNonRoot {
+    const NAME: &'static str = "run-as-non-root";
+    const KINDS: &'static [&'static str] = WORKLOAD_KINDS;
+    type Settings = Settings;
+
+    fn evaluate(req: &Request<'_>, settings: &Settings, _ctx: &dyn ClusterContext) -> Verdict {
+        let workload = match Workload::from_request(req) {
+            Ok(Some(w)) => w,
+            Ok(None) => return Verdict::accept(),
+            Err(e) => return Verdict::reject("", e),
+        };
+        let mut verdict = Verdict::accept();
+        for c in workload.containers() {
+            if !glob::any_match(&settings.exempt_images, &c.container.image) {
+                check_container(&workload, &c, settings, &mut verdict);
+            }
+        }
+        verdict
+    }
+}
+
+fn check_container(w: &Workload, c: &ContainerRef<'_>, s: &Settings, v: &mut Verdict) {
+    let pod = w.spec.security_context.as_ref();
+    let ctr = c.container.security_context.as_ref();
+    let who = c.describe();
+    let sc_path = format!("{}.securityContext", c.path);
+    let pod_path = format!("{}.securityContext", w.spec_path);
+
+    // Effective runAsUser / runAsNonRoot: container wins over pod.
+    let user = ctr
+        .and_then(|s| s.run_as_user.map(|u| (u, format!("{sc_path}.runAsUser"))))
+        .or_else(|| pod.and_then(|s| s.run_as_user.map(|u| (u, format!("{pod_path}.runAsUser")))));
+    let non_root = ctr
+        .and_then(|s| s.run_as_non_root)
+        .or_else(|| pod.and_then(|s| s.run_as_non_root));
+
+    match (&user, non_root) {
+        (Some((0, path)), _) => v.push(path, format!("{who} runs as root (runAsUser: 0)")),
+        (_, Some(true)) => {}
+        (_, _) if s.require_run_as_non_root => v.push(
+            format!("{sc_path}.runAsNonRoot"),
+            format!("{who} must set runAsNonRoot: true (container or pod securityContext)"),
+        ),
+        (Some((u, _)), _) if *u > 0 => {}
+        (_, Some(false)) => v.push(
+            format!("{sc_path}.runAsNonRoot"),
+            format!("{who} sets runAsNonRoot: false and no non-zero runAsUser"),
+        ),
+        _ => v.push(
+            format!("{sc_path}.runAsNonRoot"),
+            format!("{who} may run as root: set runAsNonRoot: true or a runAsUser above 0"),
+        ),
+    }
+
+    // Pod Security Standards apply these to ephemeral containers too.
+    let ctr_bool =
+        |f: fn(&stackguard_common::workload::SecurityContext) -> Option<bool>| ctr.and_then(f);
+    if s.disallow_privileged && ctr_bool(|s| s.privileged) == Some(true) {
+        v.push(
+            format!("{sc_path}.privileged"),
+            format!("{who} is privileged"),
+        );
+    }
+    if s.disallow_privilege_escalation && ctr_bool(|s| s.allow_privilege_escalation) != Some(false)
+    {
+        v.push(
+            format!("{sc_path}.allowPrivilegeEscalation"),
+            format!("{who} must set allowPrivilegeEscalation: false"),
+        );
+    }
+    if s.require_drop_all_capabilities {
+        let drops_all = ctr
+            .and_then(|s| s.capabilities.as_ref())
+            .is_some_and(|caps| caps.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
+        if !drops_all {
+            v.push(
+                format!("{sc_path}.capabilities.drop"),
+                format!("{who} must drop ALL capabilities"),
+            );
+        }
+    }
+    if s.require_read_only_root_filesystem
+        && ctr_bool(|s| s.read_only_root_filesystem) != Some(true)
+    {
+        v.push(
+            format!("{sc_path}.readOnlyRootFilesystem"),
+            format!("{who} must set readOnlyRootFilesystem: true"),
+        );
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+#[unsafe(no_mangle)]
+pub extern "C" fn wapc_init() {
+    stackguard_common::guest::register::<RunAsNonRoot>();
+}

@@ -1,0 +1,291 @@
+//! Every fixture under `fixtures/<policy>/` runs through the compiled `dist/<policy>.wasm` in our
+//! waPC host and through the native rule code; both must give the expected verdict, the expected
+//! message fragments, and the very same message and warnings.
+//!
+//! Fixture file: a YAML stream. Document 1 is the case header:
+//!
+//! ```yaml
+//! description: what the case shows
+//! expect: reject            # accept | reject
+//! message: [runAsUser: 0]   # fragments the rejection message must contain (string or list)
+//! warning: could not check  # optional fragment expected among the admission warnings
+//! forbidden: [s3cr3t]       # optional strings that must appear in no message or warning
+//! operation: CREATE         # optional, default CREATE
+//! settings: {}              # the policy settings for this case
+//! ```
+//!
+//! Document 2 is the object under review; documents 3 and later are cluster state, served to the
+//! module through the `kubernetes/get_resource` host capability and to native code as context.
+//!
+//! `fixtures/<policy>/settings.yaml` lists settings cases (`settings`, `valid`, `message`), each
+//! checked through the module's `validate_settings` and the native settings parser.
+
+use serde::Deserialize;
+use serde_json::Value;
+use stackguard::admission::{Op, request_for};
+use stackguard::context::ObjectStore;
+use stackguard::host::{Host, HostData};
+use stackguard::policies;
+use stackguard_common::request::Operation;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn list(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    description: String,
+    expect: String,
+    #[serde(default)]
+    message: Option<OneOrMany>,
+    #[serde(default)]
+    warning: Option<OneOrMany>,
+    #[serde(default)]
+    forbidden: Vec<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    settings: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsCase {
+    settings: Value,
+    valid: bool,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn load_docs(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| {
+            Value::deserialize(d)
+                .unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()))
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn module_path(policy: &str) -> PathBuf {
+    let p = root().join("dist").join(format!("{policy}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: build the modules first with `make policies`",
+        p.display()
+    );
+    p
+}
+
+fn host() -> Host {
+    Host::new(None, Duration::from_secs(10)).expect("waPC host")
+}
+
+fn settings_text(settings: &Value) -> Option<String> {
+    (!settings.is_null()).then(|| settings.to_string())
+}
+
+/// Run every fixture of `policy`; returns the number of cases.
+fn run_policy(policy: &str) -> usize {
+    let dir = root().join("fixtures").join(policy);
+    let entry = policies::find(policy).unwrap_or_else(|| panic!("no native policy {policy}"));
+    let host = host();
+    let module = host.load(&module_path(policy)).expect("module loads");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml")
+                && p.file_name().is_some_and(|n| n != "settings.yaml")
+        })
+        .collect();
+    files.sort();
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let mut docs = load_docs(file).into_iter();
+        let header: Header = serde_json::from_value(docs.next().expect("header"))
+            .unwrap_or_else(|e| panic!("{name}: bad header: {e}"));
+        let object = docs
+            .next()
+            .unwrap_or_else(|| panic!("{name}: no object document"));
+        let mut store = ObjectStore::new();
+        docs.for_each(|d| store.insert(d));
+        let store = Arc::new(store);
+        let op = Op::parse(header.operation.as_deref().unwrap_or("CREATE"))
+            .unwrap_or_else(|| panic!("{name}: bad operation"));
+        let operation = match op {
+            Op::Create => Operation::Create,
+            Op::Update => Operation::Update,
+            Op::Delete => Operation::Delete,
+        };
+        let want_accept = match header.expect.as_str() {
+            "accept" => true,
+            "reject" => false,
+            other => panic!("{name}: expect must be accept or reject, not {other}"),
+        };
+        if !want_accept && header.message.is_none() {
+            panic!("{name}: a reject case needs a message fragment");
+        }
+
+        // Through the compiled module.
+        let eval = host
+            .evaluator(&module, HostData::Store(store.clone()))
+            .expect("instantiate");
+        let sv = eval
+            .validate_settings(&header.settings)
+            .expect("validate_settings");
+        assert!(sv.valid, "{name}: settings rejected: {:?}", sv.message);
+        let wasm = eval.validate(&request_for(&object, op, "fixture"), &header.settings);
+
+        // Natively.
+        let prepared = (entry.prepare)(settings_text(&header.settings).as_deref())
+            .unwrap_or_else(|e| panic!("{name}: native settings rejected: {e}"));
+        let native =
+            policies::respond_object(prepared.as_ref(), &object, operation, store.as_ref());
+
+        let mut problems = Vec::new();
+        if wasm.accepted != want_accept {
+            problems.push(format!(
+                "module: accepted={} message={:?}",
+                wasm.accepted, wasm.message
+            ));
+        }
+        if native.accepted != want_accept {
+            problems.push(format!(
+                "native: accepted={} message={:?}",
+                native.accepted, native.message
+            ));
+        }
+        if wasm.message != native.message {
+            problems.push(format!(
+                "module and native messages differ:\n  module: {:?}\n  native: {:?}",
+                wasm.message, native.message
+            ));
+        }
+        let wasm_warnings = wasm.warnings.clone().unwrap_or_default();
+        if wasm_warnings != native.warnings {
+            problems.push(format!(
+                "module and native warnings differ: {wasm_warnings:?} vs {:?}",
+                native.warnings
+            ));
+        }
+        let message = wasm.message.clone().unwrap_or_default();
+        for frag in header
+            .message
+            .as_ref()
+            .map(OneOrMany::list)
+            .unwrap_or_default()
+        {
+            if !message.contains(&frag) {
+                problems.push(format!("message lacks {frag:?}: {message:?}"));
+            }
+        }
+        for frag in header
+            .warning
+            .as_ref()
+            .map(OneOrMany::list)
+            .unwrap_or_default()
+        {
+            if !wasm_warnings.iter().any(|w| w.contains(&frag)) {
+                problems.push(format!("no warning contains {frag:?}: {wasm_warnings:?}"));
+            }
+        }
+        for secret in &header.forbidden {
+            let leaked = message.contains(secret.as_str())
+                || wasm_warnings.iter().any(|w| w.contains(secret.as_str()));
+            if leaked {
+                problems.push("a forbidden value appears in the message or warnings".to_string());
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{name} ({}):\n  {}",
+                header.description,
+                problems.join("\n  ")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{policy}: {} failing fixture(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    files.len()
+}
+
+/// `fixtures/<policy>/settings.yaml` through the module and natively.
+fn run_settings(policy: &str) -> usize {
+    let path = root().join("fixtures").join(policy).join("settings.yaml");
+    let cases: Vec<SettingsCase> = serde_json::from_value(load_docs(&path).remove(0))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let entry = policies::find(policy).unwrap();
+    let host = host();
+    let module = host.load(&module_path(policy)).unwrap();
+    let eval = host.evaluator(&module, HostData::None).unwrap();
+    for (i, case) in cases.iter().enumerate() {
+        let wasm = eval.validate_settings(&case.settings).unwrap();
+        let native = (entry.prepare)(settings_text(&case.settings).as_deref());
+        assert_eq!(
+            wasm.valid, case.valid,
+            "{policy} settings case {i}: module said {:?}",
+            wasm.message
+        );
+        assert_eq!(
+            native.is_ok(),
+            case.valid,
+            "{policy} settings case {i}: native disagrees"
+        );
+        if let Some(frag) = &case.message {
+            let msg = wasm.message.clone().unwrap_or_default();
+            assert!(
+                msg.contains(frag.as_str()),
+                "{policy} settings case {i}: {msg:?} lacks {frag:?}"
+            );
+            assert_eq!(
+                native.err().as_deref(),
+                Some(msg.as_str()),
+                "{policy} settings case {i}"
+            );
+        }
+    }
+    assert_eq!(eval.protocol_version().unwrap(), "v1");
+    cases.len()
+}
+
+macro_rules! policy_tests {
+    ($($test:ident => $policy:literal),* $(,)?) => {$(
+        #[test]
+        fn $test() {
+            let n = run_policy($policy);
+            assert!(n >= 15, "{}: only {n} fixtures (at least 15 wanted)", $policy);
+            run_settings($policy);
+        }
+    )*};
+}
+
+policy_tests! {
+    run_as_non_root => "run-as-non-root",
+}

@@ -6,7 +6,16 @@ CARGO ?= cargo
 WASM_DIR := target/wasm32-wasip1/wasm
 STACKGUARD := target/release/stackguard
 
-.PHONY: setup policies test stackguard clean
+.PHONY: demo setup policies test stackguard clean
+
+# The main job: check the bundled reference stack (clean) and a broken example (findings).
+demo: stackguard
+	@echo "== stackguard check deploy/   (the reference stack: every policy accepts it)"
+	$(STACKGUARD) check deploy/
+	@echo
+	@echo "== stackguard check fixtures/broken-stack/   (a broken stack: every policy finds something)"
+	@$(STACKGUARD) check fixtures/broken-stack/; rc=$$?; \
+	  if [ $$rc -eq 1 ]; then echo "(exit 1: findings, as expected)"; else echo "unexpected exit $$rc"; exit 1; fi
 
 stackguard:
 	$(CARGO) build --release -p stackguard

@@ -8,7 +8,9 @@ pub mod context;
 pub mod de;
 pub mod glob;
 pub mod policy;
+pub mod quantity;
 pub mod request;
+pub mod selector;
 pub mod verdict;
 pub mod workload;
 

@@ -60,7 +60,13 @@ impl Verdict {
         let details: Vec<String> = self
             .findings
             .iter()
-            .map(|f| format!("{}: {}", f.path, f.message))
+            .map(|f| {
+                if f.path.is_empty() {
+                    f.message.clone()
+                } else {
+                    format!("{}: {}", f.path, f.message)
+                }
+            })
             .collect();
         Some(format!("{object}: {}", details.join("; ")))
     }

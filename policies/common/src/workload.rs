@@ -4,6 +4,7 @@
 //! Pod `spec`; Deployment, ReplicaSet, StatefulSet, DaemonSet, ReplicationController, Job
 //! `spec.template.spec`; CronJob `spec.jobTemplate.spec.template.spec`.
 
+use crate::Verdict;
 use crate::de::{IntOrString, null_default};
 use crate::request::{Metadata, Request};
 use serde::Deserialize;
@@ -118,6 +119,28 @@ impl Workload {
     }
 }
 
+/// The skeleton every per-container rule shares: parse the workload (an unparseable object is
+/// one finding naming the field), skip containers whose image matches `exempt_images`, and run
+/// `check` on every other container. Kinds without a pod spec are accepted.
+pub fn check_containers(
+    req: &Request<'_>,
+    exempt_images: &[String],
+    mut check: impl FnMut(&Workload, &ContainerRef<'_>, &mut Verdict),
+) -> Verdict {
+    let workload = match Workload::from_request(req) {
+        Ok(Some(w)) => w,
+        Ok(None) => return Verdict::accept(),
+        Err(e) => return Verdict::reject("", e),
+    };
+    let mut verdict = Verdict::accept();
+    for c in workload.containers() {
+        if !crate::glob::any_match(exempt_images, &c.container.image) {
+            check(&workload, &c, &mut verdict);
+        }
+    }
+    verdict
+}
+
 /// Which list a container sits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerRole {
@@ -229,6 +252,22 @@ pub struct PodSpec {
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
     #[serde(default, deserialize_with = "null_default")]
     pub volumes: Vec<Volume>,
+    #[serde(default)]
+    pub os: Option<PodOs>,
+}
+
+impl PodSpec {
+    /// `spec.os.name: windows`: Pod Security Standards exempt such pods from Linux-only checks.
+    pub fn is_windows(&self) -> bool {
+        self.os.as_ref().is_some_and(|os| os.name == "windows")
+    }
+}
+
+/// `spec.os`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PodOs {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
 }
 
 /// `Container` (also used for init and ephemeral containers).
@@ -407,6 +446,12 @@ pub struct PodAffinityTerm {
     pub namespace_selector: Option<LabelSelector>,
     #[serde(default, deserialize_with = "null_default")]
     pub topology_key: String,
+    /// Label keys whose values (taken from the incoming pod) are ANDed as `key in (value)`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub match_label_keys: Vec<String>,
+    /// Label keys whose values are ANDed as `key notin (value)`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub mismatch_label_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -419,6 +464,9 @@ pub struct TopologySpreadConstraint {
     #[serde(default, deserialize_with = "null_default")]
     pub when_unsatisfiable: String,
     pub label_selector: Option<LabelSelector>,
+    /// Label keys whose values (taken from the incoming pod) are ANDed to the selector.
+    #[serde(default, deserialize_with = "null_default")]
+    pub match_label_keys: Vec<String>,
 }
 
 /// `metav1.LabelSelector`.

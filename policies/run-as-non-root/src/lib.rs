@@ -3,12 +3,16 @@
 //!
 //! Effective values follow Kubernetes inheritance: a container's `securityContext` overrides the
 //! pod's for `runAsUser` and `runAsNonRoot`; the other fields exist only per container.
+//!
+//! Pod Security Standards edge cases: every check covers init and ephemeral containers too;
+//! `capabilities.drop` must contain `ALL` exactly (case-sensitive, as PSS compares); Windows pods
+//! (`spec.os.name: windows`) are exempt from the Linux-only checks (privilege escalation,
+//! capabilities, read-only root filesystem), which the API forbids setting for them.
 
 pub mod settings;
 
 use settings::Settings;
-use stackguard_common::glob;
-use stackguard_common::workload::{ContainerRef, WORKLOAD_KINDS, Workload};
+use stackguard_common::workload::{ContainerRef, WORKLOAD_KINDS, Workload, check_containers};
 use stackguard_common::{ClusterContext, Policy, Request, Verdict};
 
 pub struct RunAsNonRoot;
@@ -19,18 +23,9 @@ impl Policy for RunAsNonRoot {
     type Settings = Settings;
 
     fn evaluate(req: &Request<'_>, settings: &Settings, _ctx: &dyn ClusterContext) -> Verdict {
-        let workload = match Workload::from_request(req) {
-            Ok(Some(w)) => w,
-            Ok(None) => return Verdict::accept(),
-            Err(e) => return Verdict::reject("", e),
-        };
-        let mut verdict = Verdict::accept();
-        for c in workload.containers() {
-            if !glob::any_match(&settings.exempt_images, &c.container.image) {
-                check_container(&workload, &c, settings, &mut verdict);
-            }
-        }
-        verdict
+        check_containers(req, &settings.exempt_images, |w, c, v| {
+            check_container(w, c, settings, v)
+        })
     }
 }
 
@@ -68,6 +63,7 @@ fn check_container(w: &Workload, c: &ContainerRef<'_>, s: &Settings, v: &mut Ver
     }
 
     // Pod Security Standards apply these to ephemeral containers too.
+    let linux = !w.spec.is_windows();
     let ctr_bool =
         |f: fn(&stackguard_common::workload::SecurityContext) -> Option<bool>| ctr.and_then(f);
     if s.disallow_privileged && ctr_bool(|s| s.privileged) == Some(true) {
@@ -76,17 +72,19 @@ fn check_container(w: &Workload, c: &ContainerRef<'_>, s: &Settings, v: &mut Ver
             format!("{who} is privileged"),
         );
     }
-    if s.disallow_privilege_escalation && ctr_bool(|s| s.allow_privilege_escalation) != Some(false)
+    if linux
+        && s.disallow_privilege_escalation
+        && ctr_bool(|s| s.allow_privilege_escalation) != Some(false)
     {
         v.push(
             format!("{sc_path}.allowPrivilegeEscalation"),
             format!("{who} must set allowPrivilegeEscalation: false"),
         );
     }
-    if s.require_drop_all_capabilities {
+    if linux && s.require_drop_all_capabilities {
         let drops_all = ctr
             .and_then(|s| s.capabilities.as_ref())
-            .is_some_and(|caps| caps.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
+            .is_some_and(|caps| caps.drop.iter().any(|d| d == "ALL"));
         if !drops_all {
             v.push(
                 format!("{sc_path}.capabilities.drop"),
@@ -94,7 +92,8 @@ fn check_container(w: &Workload, c: &ContainerRef<'_>, s: &Settings, v: &mut Ver
             );
         }
     }
-    if s.require_read_only_root_filesystem
+    if linux
+        && s.require_read_only_root_filesystem
         && ctr_bool(|s| s.read_only_root_filesystem) != Some(true)
     {
         v.push(

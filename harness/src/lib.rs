@@ -2,9 +2,15 @@
 //! way policy-server does, and deploy and verify the reference stack.
 
 pub mod admission;
+pub mod check;
+pub mod config;
 pub mod context;
+pub mod engine;
+pub mod manifest;
 pub mod metadata;
 pub mod policies;
+pub mod report;
+pub mod yaml;
 
 #[cfg(feature = "host")]
 pub mod guest_log;

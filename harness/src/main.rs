@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check manifests (files, directories, `-` for stdin) against the policies.
+    Check(cmd::check::Args),
     /// Evaluate one admission request with a waPC policy module (like `kwctl run`).
     #[cfg(feature = "host")]
     Run(cmd::run::Args),
@@ -28,6 +30,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Check(a) => cmd::check::main(a),
         #[cfg(feature = "host")]
         Command::Run(a) => cmd::run::main(a),
         #[cfg(feature = "host")]

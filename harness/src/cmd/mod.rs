@@ -2,5 +2,6 @@
 
 #[cfg(feature = "host")]
 pub mod annotate;
+pub mod check;
 #[cfg(feature = "host")]
 pub mod run;

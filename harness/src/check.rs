@@ -1,0 +1,215 @@
+//! `stackguard check`: read manifests, apply the policies, report. Lives in the library so the
+//! lean pre-commit binary (no wasmtime) shares it with the full CLI.
+//!
+//! Exit codes: 0 everything accepted; 1 something rejected, or a manifest could not be parsed
+//! (reported with file and line; the other files are still checked); 2 usage errors: bad flags,
+//! a bad config, a path that does not exist.
+
+use crate::config::{self, Config};
+use crate::engine::{Engine, par_map};
+use crate::manifest::{self, Input, Object, SourceFile};
+use crate::report::{self, Format, Report};
+use anyhow::{Result, anyhow};
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Files or directories (recursive: .yaml, .yml, .json) to check; `-` reads stdin.
+    /// Default: the current directory.
+    pub paths: Vec<PathBuf>,
+    /// Config file (default: .stackguard.yaml in the current directory, if present).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Evaluate these compiled waPC modules instead of the built-in policies (repeatable).
+    #[arg(long = "policy", value_name = "MODULE.wasm")]
+    pub modules: Vec<PathBuf>,
+    /// Colour: auto (only on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Only read and parse the manifests, then print counts and timing (benchmarks).
+    #[arg(long, hide = true)]
+    pub parse_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Run `check`; returns the exit code. An `Err` is a usage or config error (exit 2).
+pub fn main(args: Args) -> Result<i32> {
+    let config = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => {
+            let p = std::path::Path::new(config::DEFAULT_FILE);
+            if p.exists() {
+                Config::load(p)?
+            } else {
+                Config::default()
+            }
+        }
+    };
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let (inputs, missing) = manifest::discover(&paths, &config.exclude);
+    if !missing.is_empty() {
+        let text: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        return Err(anyhow!(text.join("\n")));
+    }
+
+    let started = Instant::now();
+    let loaded = load(&inputs);
+    if args.parse_only {
+        let objects: usize = loaded.objects.len();
+        eprintln!(
+            "parsed {} files, {objects} objects, {} errors in {:.1} ms",
+            loaded.files.len(),
+            loaded.errors.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        return Ok(0);
+    }
+
+    let engine = build_engine(&args, &config)?;
+    let findings = engine.check(&loaded.objects, &config);
+    let report = build_report(&loaded, &engine, findings);
+
+    let color = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = out.write_all(report.render(args.format, color).as_bytes());
+    let _ = out.flush();
+    Ok(if report.findings.is_empty() && report.errors.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+#[cfg(feature = "host")]
+fn build_engine(args: &Args, config: &Config) -> Result<Engine> {
+    if args.modules.is_empty() {
+        Engine::native(config)
+    } else {
+        Engine::modules(&args.modules, config)
+    }
+}
+
+#[cfg(not(feature = "host"))]
+fn build_engine(args: &Args, config: &Config) -> Result<Engine> {
+    if !args.modules.is_empty() {
+        return Err(anyhow!(
+            "--policy needs the waPC host: this stackguard was built without the `host` feature"
+        ));
+    }
+    Engine::native(config)
+}
+
+/// Every input read and parsed (in parallel), objects in input order.
+pub struct Loaded {
+    pub files: Vec<SourceFile>,
+    pub objects: Vec<Object>,
+    pub errors: Vec<manifest::InputError>,
+}
+
+pub fn load(inputs: &[Input]) -> Loaded {
+    let parsed = par_map(
+        inputs,
+        || (),
+        |_, i, input| manifest::read(input).map(|src| (manifest::parse(i, &src), src)),
+    );
+    let mut loaded = Loaded {
+        files: Vec::new(),
+        objects: Vec::new(),
+        errors: Vec::new(),
+    };
+    // File indices in `parse` are input indices: renumber to positions in `files`.
+    for result in parsed {
+        match result {
+            Ok((p, src)) => {
+                let idx = loaded.files.len();
+                loaded
+                    .objects
+                    .extend(p.objects.into_iter().map(|o| Object { file: idx, ..o }));
+                loaded.errors.extend(p.errors);
+                loaded.files.push(src);
+            }
+            Err(e) => loaded.errors.push(e),
+        }
+    }
+    loaded
+}
+
+/// Turn engine findings into located report findings (field lines only for files with
+/// findings, one pass per such file, in parallel).
+pub fn build_report(
+    loaded: &Loaded,
+    engine: &Engine,
+    findings: Vec<crate::engine::Finding>,
+) -> Report {
+    let mut by_file: HashMap<usize, Vec<&Object>> = HashMap::new();
+    for f in &findings {
+        let o = &loaded.objects[f.object];
+        let list = by_file.entry(o.file).or_default();
+        if !list.iter().any(|x| std::ptr::eq(*x, o)) {
+            list.push(o);
+        }
+    }
+    let files: Vec<(usize, Vec<&Object>)> = by_file.into_iter().collect();
+    let located: HashMap<usize, _> = par_map(
+        &files,
+        || (),
+        |_, _, (file, objs)| (*file, manifest::locate(&loaded.files[*file], objs)),
+    )
+    .into_iter()
+    .collect();
+    let mut rejected: Vec<usize> = findings.iter().map(|f| f.object).collect();
+    rejected.dedup();
+    let mut out: Vec<(usize, report::Finding)> = findings
+        .into_iter()
+        .map(|f| {
+            let o = &loaded.objects[f.object];
+            let line = located
+                .get(&o.file)
+                .map_or(o.line, |l| manifest::field_line(l, o, f.path.as_deref()));
+            let finding = report::Finding {
+                file: loaded.files[o.file].name.clone(),
+                line,
+                api_version: o.api_version().to_string(),
+                kind: o.kind().to_string(),
+                namespace: o.namespace().to_string(),
+                name: o.name().to_string(),
+                policy: engine.policies[f.policy].name.clone(),
+                path: f.path,
+                message: f.message,
+            };
+            (o.file, finding)
+        })
+        .collect();
+    // By file, then by line (stable: same-line findings keep policy order).
+    out.sort_by_key(|(file, f)| (*file, f.line));
+    let out = out.into_iter().map(|(_, f)| f).collect();
+    Report {
+        files: loaded.files.len(),
+        objects: loaded.objects.len(),
+        rejected: rejected.len(),
+        findings: out,
+        errors: loaded.errors.clone(),
+        policies: engine.policies.clone(),
+    }
+}

@@ -1,0 +1,447 @@
+//! Apply policies to manifest objects: natively (the compiled-in registry) or through waPC
+//! modules in our host. Every object meets every enabled policy whose `metadata.yml` rules
+//! match it (as a CREATE), minus the config's exemptions; all objects of one run form the
+//! cluster state that context-aware rules query. Work is spread over all cores.
+
+use crate::config::Config;
+use crate::context::ObjectStore;
+use crate::manifest::Object;
+use crate::metadata::Metadata;
+use crate::policies;
+use anyhow::{Result, anyhow};
+use serde_json::Value;
+use stackguard_common::policy::Prepared;
+use stackguard_common::request::{Object as ReqObject, Operation, Request};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A policy taking part in a run.
+#[derive(Debug, Clone)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub metadata: Metadata,
+}
+
+impl PolicyInfo {
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+    }
+
+    /// One-line description (from the `io.kubewarden.policy.description` annotation).
+    pub fn description(&self) -> Option<&str> {
+        self.annotation("io.kubewarden.policy.description")
+    }
+
+    /// Documentation URL, when the policy declares one.
+    pub fn url(&self) -> Option<&str> {
+        self.annotation("io.kubewarden.policy.source")
+            .or_else(|| self.annotation("io.kubewarden.policy.url"))
+    }
+}
+
+/// One finding of one policy on one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Index into the objects passed to [`Engine::check`].
+    pub object: usize,
+    /// Index into [`Engine::policies`].
+    pub policy: usize,
+    /// Field path inside the object, when the policy names one.
+    pub path: Option<String>,
+    pub message: String,
+}
+
+enum Backend {
+    Native(Vec<Box<dyn Prepared>>),
+    #[cfg(feature = "host")]
+    Modules(modules::Modules),
+}
+
+/// The policies of one run, ready to evaluate.
+pub struct Engine {
+    pub policies: Vec<PolicyInfo>,
+    backend: Backend,
+}
+
+impl Engine {
+    /// The compiled-in policies, with settings and enablement from `config`.
+    pub fn native(config: &Config) -> Result<Engine> {
+        let names: Vec<&str> = policies::ALL.iter().map(|e| e.name).collect();
+        config.check_names(&names)?;
+        let mut infos = Vec::new();
+        let mut prepared = Vec::new();
+        for entry in policies::ALL {
+            if !config.enabled(entry.name) {
+                continue;
+            }
+            let settings = config.settings(entry.name).map(Value::to_string);
+            let p = (entry.prepare)(settings.as_deref()).map_err(|e| {
+                anyhow!(
+                    "{}: policies.{}.settings: {e}",
+                    config.origin_name(),
+                    entry.name
+                )
+            })?;
+            let metadata = Metadata::from_yaml(entry.metadata_yml, entry.name)?;
+            infos.push(PolicyInfo {
+                name: entry.name.to_string(),
+                metadata,
+            });
+            prepared.push(p);
+        }
+        Ok(Engine {
+            policies: infos,
+            backend: Backend::Native(prepared),
+        })
+    }
+
+    /// Compiled waPC modules (ours or anyone's), matched through their embedded metadata and
+    /// named after their file stem in the config and the output.
+    #[cfg(feature = "host")]
+    pub fn modules(paths: &[std::path::PathBuf], config: &Config) -> Result<Engine> {
+        let (policies, m) = modules::Modules::load(paths, config)?;
+        Ok(Engine {
+            policies,
+            backend: Backend::Modules(m),
+        })
+    }
+
+    /// Evaluate every object; findings come back in object order.
+    pub fn check(&self, objects: &[Object], config: &Config) -> Vec<Finding> {
+        let store = self.cluster_state(objects);
+        let applicable = |o: &Object| -> Vec<usize> {
+            (0..self.policies.len())
+                .filter(|&p| {
+                    let info = &self.policies[p];
+                    info.metadata.matches(o.api_version(), o.kind(), "CREATE")
+                        && !config.exempt(&info.name, o)
+                })
+                .collect()
+        };
+        let per_object: Vec<Vec<Finding>> = match &self.backend {
+            Backend::Native(prepared) => par_map(
+                objects,
+                || (),
+                |_, i, o| {
+                    let mut out = Vec::new();
+                    for p in applicable(o) {
+                        let (verdict, _) = policies::evaluate_object(
+                            prepared[p].as_ref(),
+                            &o.value,
+                            Operation::Create,
+                            &store,
+                        );
+                        out.extend(verdict.findings.into_iter().map(|f| Finding {
+                            object: i,
+                            policy: p,
+                            path: Some(f.path).filter(|p| !p.is_empty()),
+                            message: f.message,
+                        }));
+                    }
+                    out
+                },
+            ),
+            #[cfg(feature = "host")]
+            Backend::Modules(m) => {
+                let store = std::sync::Arc::new(store);
+                par_map(
+                    objects,
+                    || m.instantiate(&store),
+                    |evals, i, o| {
+                        let mut out = Vec::new();
+                        for p in applicable(o) {
+                            out.extend(m.evaluate(evals, p, o).into_iter().map(
+                                |(path, message)| Finding {
+                                    object: i,
+                                    policy: p,
+                                    path,
+                                    message,
+                                },
+                            ));
+                        }
+                        out
+                    },
+                )
+            }
+        };
+        per_object.into_iter().flatten().collect()
+    }
+
+    /// The objects context-aware policies may look up: only the kinds their metadata declares
+    /// (as policy-server allows), so plain runs copy nothing.
+    fn cluster_state(&self, objects: &[Object]) -> ObjectStore {
+        let mut store = ObjectStore::new();
+        let wanted: Vec<_> = self
+            .policies
+            .iter()
+            .flat_map(|p| p.metadata.context_aware_resources.iter())
+            .collect();
+        if wanted.is_empty() {
+            return store;
+        }
+        for o in objects {
+            if wanted
+                .iter()
+                .any(|r| r.api_version == o.api_version() && r.kind == o.kind())
+            {
+                store.insert(o.value.clone());
+            }
+        }
+        store
+    }
+}
+
+/// The request a policy sees for a manifest, as `evaluate_object` builds it.
+fn object_ref(o: &Object) -> String {
+    let req = Request {
+        operation: Operation::Create,
+        kind: o.kind(),
+        namespace: o.namespace(),
+        name: o
+            .value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        object: ReqObject::Value(&o.value),
+    };
+    stackguard_common::policy::object_ref(&req).to_string()
+}
+
+/// Split a module's rejection message back into (path, message) findings when it has the
+/// stackguard shape `<Kind 'ns/name'>: <path>: <message>; <path>: <message>`; any other
+/// message (a foreign policy's) is one finding without a path.
+pub fn split_message(o: &Object, message: &str) -> Vec<(Option<String>, String)> {
+    let prefix = format!("{}: ", object_ref(o));
+    let Some(rest) = message.strip_prefix(&prefix) else {
+        return vec![(None, message.to_string())];
+    };
+    let mut out: Vec<(Option<String>, String)> = Vec::new();
+    for piece in rest.split("; ") {
+        match piece.split_once(": ") {
+            Some((path, msg)) if looks_like_path(path) => {
+                out.push((Some(path.to_string()), msg.to_string()))
+            }
+            _ => match out.last_mut() {
+                // A "; " inside a message: glue it back.
+                Some(last) => {
+                    last.1.push_str("; ");
+                    last.1.push_str(piece);
+                }
+                None => return vec![(None, message.to_string())],
+            },
+        }
+    }
+    out
+}
+
+fn looks_like_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']' | '_' | '-' | '/' | '"' | '\'')
+        })
+}
+
+/// Map `f` over `items` on every core (dynamic scheduling: an object at a time), with one
+/// `init()` state per worker. Results keep the input order. Small inputs run inline.
+pub fn par_map<T, R, S>(
+    items: &[T],
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &T) -> R + Sync,
+) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+{
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len());
+    if workers <= 1 {
+        let mut state = init();
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| f(&mut state, i, t))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut state = init();
+                    let mut got = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(t) = items.get(i) else { break };
+                        got.push((i, f(&mut state, i, t)));
+                    }
+                    got
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut all: Vec<(usize, R)> = parts.drain(..).flatten().collect();
+    all.sort_unstable_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(feature = "host")]
+mod modules {
+    use super::PolicyInfo;
+    use crate::admission::{Op, request_for};
+    use crate::config::Config;
+    use crate::context::ObjectStore;
+    use crate::host::{Evaluator, Host, HostData, Module};
+    use crate::manifest::Object;
+    use anyhow::{Result, anyhow};
+    use serde_json::Value;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    pub struct Modules {
+        host: Host,
+        modules: Vec<Module>,
+        settings: Vec<Value>,
+    }
+
+    impl Modules {
+        pub fn load(paths: &[PathBuf], config: &Config) -> Result<(Vec<PolicyInfo>, Modules)> {
+            let host = Host::new(None, Duration::from_secs(2))?;
+            let mut infos = Vec::new();
+            let mut modules = Vec::new();
+            let mut settings = Vec::new();
+            let names: Vec<String> = paths
+                .iter()
+                .map(|p| {
+                    p.file_stem()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                })
+                .collect();
+            config.check_names(&names.iter().map(String::as_str).collect::<Vec<_>>())?;
+            for (path, name) in paths.iter().zip(names) {
+                if !config.enabled(&name) {
+                    continue;
+                }
+                let bytes = std::fs::read(path)
+                    .map_err(|e| anyhow!("{}: cannot read: {e}", path.display()))?;
+                let metadata = crate::metadata::read(&bytes)
+                    .map_err(|e| anyhow!("{}: {e:#}", path.display()))?
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{}: the module has no embedded metadata (annotate it with `stackguard annotate`)",
+                            path.display()
+                        )
+                    })?;
+                let module = host.load(path)?;
+                let s = config
+                    .settings(&name)
+                    .cloned()
+                    .unwrap_or(Value::Object(Default::default()));
+                let eval = host.evaluator(&module, HostData::None)?;
+                let sv = eval.validate_settings(&s)?;
+                if !sv.valid {
+                    return Err(anyhow!(
+                        "{}: policies.{name}.settings: {}",
+                        config.origin_name(),
+                        sv.message.unwrap_or_default()
+                    ));
+                }
+                infos.push(PolicyInfo { name, metadata });
+                modules.push(module);
+                settings.push(s);
+            }
+            Ok((
+                infos,
+                Modules {
+                    host,
+                    modules,
+                    settings,
+                },
+            ))
+        }
+
+        /// One evaluator per module for a worker thread (`Err`: why instantiation failed).
+        pub fn instantiate(&self, store: &Arc<ObjectStore>) -> Vec<Result<Evaluator, String>> {
+            self.modules
+                .iter()
+                .map(|m| {
+                    self.host
+                        .evaluator(m, HostData::Store(store.clone()))
+                        .map_err(|e| format!("{e:#}"))
+                })
+                .collect()
+        }
+
+        pub fn evaluate(
+            &self,
+            evals: &[Result<Evaluator, String>],
+            p: usize,
+            o: &Object,
+        ) -> Vec<(Option<String>, String)> {
+            let eval = match &evals[p] {
+                Ok(e) => e,
+                Err(e) => return vec![(None, e.clone())],
+            };
+            let uid = format!("stackguard-{}", o.line);
+            let resp = eval.validate(&request_for(&o.value, Op::Create, &uid), &self.settings[p]);
+            if resp.accepted {
+                return Vec::new();
+            }
+            let message = resp
+                .message
+                .unwrap_or_else(|| "rejected (no message)".to_string());
+            super::split_message(o, &message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn par_map_keeps_order() {
+        let items: Vec<usize> = (0..1000).collect();
+        let out = par_map(
+            &items,
+            || 0usize,
+            |n, i, x| {
+                *n += 1;
+                i * 2 + x
+            },
+        );
+        assert_eq!(out, (0..1000).map(|i| i * 3).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn messages_split_into_findings() {
+        let o = Object {
+            file: 0,
+            doc: 0,
+            prefix: String::new(),
+            line: 1,
+            value: serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"}}),
+        };
+        assert_eq!(
+            split_message(&o, "Pod 'n/p': spec.a: bad; really; spec.b[0]: worse"),
+            vec![
+                (Some("spec.a".to_string()), "bad; really".to_string()),
+                (Some("spec.b[0]".to_string()), "worse".to_string())
+            ]
+        );
+        assert_eq!(
+            split_message(&o, "privileged containers are not allowed"),
+            vec![(None, "privileged containers are not allowed".to_string())]
+        );
+    }
+}

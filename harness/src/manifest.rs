@@ -1,0 +1,537 @@
+//! Manifest loading: files and directories (recursive `.yaml`/`.yml`/`.json`) or stdin, decoded
+//! (UTF-8 with or without BOM, UTF-16 with BOM), parsed as YAML streams or (concatenated) JSON
+//! values, `kind: List` expanded, each object with the line where it starts.
+
+use crate::yaml;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Input {
+    /// The name shown in reports: the path as given (`./` stripped), or `<stdin>`.
+    pub fn display(&self) -> String {
+        match self {
+            Input::Stdin => "<stdin>".to_string(),
+            Input::File(p) => {
+                let s = p.to_string_lossy();
+                s.strip_prefix("./").unwrap_or(&s).to_string()
+            }
+        }
+    }
+}
+
+/// One Kubernetes object found in a file.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Index of the file in [`Loaded::files`].
+    pub file: usize,
+    /// Document index inside the file's stream (for locating field lines).
+    pub doc: usize,
+    /// Path prefix inside the document (`items[3]` for an item of a `kind: List`), else empty.
+    pub prefix: String,
+    /// 1-based line where the object starts.
+    pub line: usize,
+    pub value: Value,
+}
+
+impl Object {
+    fn str_at(&self, path: &[&str]) -> &str {
+        path.iter()
+            .try_fold(&self.value, |v, k| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        self.str_at(&["apiVersion"])
+    }
+    pub fn kind(&self) -> &str {
+        self.str_at(&["kind"])
+    }
+    pub fn namespace(&self) -> &str {
+        self.str_at(&["metadata", "namespace"])
+    }
+    pub fn name(&self) -> &str {
+        match self.str_at(&["metadata", "name"]) {
+            "" => self.str_at(&["metadata", "generateName"]),
+            n => n,
+        }
+    }
+}
+
+/// A problem with an input: file, line when known, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// A file's decoded text and format.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub input: Input,
+    pub name: String,
+    pub text: String,
+    pub json: bool,
+}
+
+/// Everything read from one file.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub objects: Vec<Object>,
+    pub errors: Vec<InputError>,
+}
+
+/// Expand paths into the inputs to read: files as given, directories recursively (hidden
+/// entries skipped), `-` for stdin. Paths matching an `exclude` glob are skipped.
+pub fn discover(paths: &[PathBuf], exclude: &[String]) -> (Vec<Input>, Vec<InputError>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Err(e) => errors.push(InputError {
+                file: Input::File(p.clone()).display(),
+                line: None,
+                message: format!("cannot read: {}", io_reason(&e)),
+            }),
+            Ok(m) if m.is_dir() => walk(p, exclude, &mut inputs, &mut errors),
+            Ok(_) => {
+                if !excluded(p, exclude) {
+                    inputs.push(Input::File(p.clone()));
+                }
+            }
+        }
+    }
+    (inputs, errors)
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Does a glob of the config's `exclude` list match this path or one of its parent directories?
+pub fn excluded(path: &Path, exclude: &[String]) -> bool {
+    if exclude.is_empty() {
+        return false;
+    }
+    let shown = Input::File(path.to_path_buf()).display();
+    let mut cur: &str = &shown;
+    loop {
+        if exclude
+            .iter()
+            .any(|g| stackguard_common::glob::matches(g, cur))
+        {
+            return true;
+        }
+        match cur.rfind('/') {
+            Some(i) => cur = &cur[..i],
+            None => return false,
+        }
+    }
+}
+
+fn is_manifest_name(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+}
+
+fn walk(dir: &Path, exclude: &[String], inputs: &mut Vec<Input>, errors: &mut Vec<InputError>) {
+    if excluded(dir, exclude) {
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(InputError {
+                file: Input::File(dir.to_path_buf()).display(),
+                line: None,
+                message: format!("cannot read directory: {}", io_reason(&e)),
+            });
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, exclude, inputs, errors);
+        } else if is_manifest_name(&p) && !excluded(&p, exclude) {
+            inputs.push(Input::File(p));
+        }
+    }
+}
+
+/// Read and decode one input.
+pub fn read(input: &Input) -> Result<SourceFile, InputError> {
+    let name = input.display();
+    let fail = |line: Option<usize>, message: String| InputError {
+        file: name.clone(),
+        line,
+        message,
+    };
+    let bytes = match input {
+        Input::Stdin => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| fail(None, format!("cannot read standard input: {e}")))?;
+            buf
+        }
+        Input::File(p) => {
+            std::fs::read(p).map_err(|e| fail(None, format!("cannot read: {}", io_reason(&e))))?
+        }
+    };
+    let text = decode(&bytes).map_err(|(line, m)| fail(line, m))?;
+    Ok(source(input, text))
+}
+
+/// A decoded input, ready to parse: JSON by extension for files, by its first character for
+/// stdin. The playground uses this too, for text typed in the page.
+pub fn source(input: &Input, text: String) -> SourceFile {
+    let json = match input {
+        Input::File(p) => p.extension().is_some_and(|e| e == "json"),
+        Input::Stdin => text.trim_start().starts_with(['{', '[']),
+    };
+    SourceFile {
+        input: input.clone(),
+        name: input.display(),
+        text,
+        json,
+    }
+}
+
+/// Decode UTF-8 (BOM optional) or UTF-16 with a BOM.
+pub fn decode(bytes: &[u8]) -> Result<String, (Option<usize>, String)> {
+    let utf16 = |b: &[u8], be: bool| -> Result<String, (Option<usize>, String)> {
+        if b.len() % 2 != 0 {
+            return Err((
+                None,
+                "truncated UTF-16 text (odd number of bytes)".to_string(),
+            ));
+        }
+        let units = b.chunks_exact(2).map(|c| {
+            if be {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_le_bytes([c[0], c[1]])
+            }
+        });
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map_err(|_| (None, "invalid UTF-16 text".to_string()))
+    };
+    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return utf8(rest);
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        return utf16(rest, false);
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        return utf16(rest, true);
+    }
+    utf8(bytes)
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, (Option<usize>, String)> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_string()),
+        Err(e) => {
+            let upto = e.valid_up_to();
+            let line = bytes[..upto].iter().filter(|&&b| b == b'\n').count() + 1;
+            Err((
+                Some(line),
+                "not valid UTF-8 (or UTF-16 with a byte-order mark)".to_string(),
+            ))
+        }
+    }
+}
+
+/// Parse a decoded file into objects (YAML stream or concatenated JSON values).
+pub fn parse(file_index: usize, src: &SourceFile) -> Parsed {
+    let mut out = Parsed::default();
+    let docs = if src.json {
+        parse_json(&src.text, &src.name, &mut out.errors)
+    } else {
+        let stream = yaml::parse_stream(&src.text);
+        out.errors
+            .extend(stream.errors.into_iter().map(|e| InputError {
+                file: src.name.clone(),
+                line: Some(e.line),
+                message: format!("invalid YAML: {}", e.message),
+            }));
+        stream.documents
+    };
+    for d in docs {
+        if is_object(&d.value) {
+            expand(file_index, d, &mut out);
+        }
+    }
+    out
+}
+
+/// A Kubernetes object: a mapping with string `apiVersion` and `kind`. Anything else in a
+/// YAML file (a CI workflow, a tool's config, a bare list) is not a manifest and is skipped.
+fn is_object(v: &Value) -> bool {
+    v.get("apiVersion").is_some_and(Value::is_string) && v.get("kind").is_some_and(Value::is_string)
+}
+
+/// Add a document's object, or the items of a `kind: List` (`*List` with `items`).
+fn expand(file: usize, d: yaml::Document, out: &mut Parsed) {
+    let is_list = d
+        .value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"))
+        && d.value.get("items").is_some_and(Value::is_array);
+    if !is_list {
+        out.objects.push(Object {
+            file,
+            doc: d.index,
+            prefix: String::new(),
+            line: d.line,
+            value: d.value,
+        });
+        return;
+    }
+    let Value::Object(mut map) = d.value else {
+        return;
+    };
+    let Some(Value::Array(items)) = map.remove("items") else {
+        return;
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        if is_object(&item) {
+            out.objects.push(Object {
+                file,
+                doc: d.index,
+                prefix: format!("items[{i}]"),
+                line: d.line,
+                value: item,
+            });
+        }
+    }
+}
+
+/// Concatenated JSON values, each with the line where it starts.
+fn parse_json(text: &str, name: &str, errors: &mut Vec<InputError>) -> Vec<yaml::Document> {
+    let mut docs = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => break,
+            Some(Ok(value)) => {
+                let skipped = text[start..]
+                    .find(|c: char| !c.is_whitespace())
+                    .unwrap_or(0);
+                let line = line_at(text, start + skipped);
+                docs.push(yaml::Document {
+                    index: docs.len(),
+                    line,
+                    value,
+                });
+            }
+            Some(Err(e)) => {
+                errors.push(InputError {
+                    file: name.to_string(),
+                    line: Some(e.line().max(1)),
+                    message: format!("invalid JSON: {}", json_reason(&e)),
+                });
+                break;
+            }
+        }
+    }
+    docs
+}
+
+/// serde_json's message without its " at line L column C" tail (the line is reported apart).
+fn json_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn line_at(text: &str, byte: usize) -> usize {
+    text.as_bytes()[..byte.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// For each object of `wanted`, its field-path → line table (only what findings need).
+pub fn locate(
+    src: &SourceFile,
+    objects: &[&Object],
+) -> HashMap<(usize, String), HashMap<String, usize>> {
+    let mut out = HashMap::new();
+    if src.json {
+        // Each JSON value is a YAML flow node: locate it with the YAML reader, shifted.
+        let starts = json_value_starts(&src.text);
+        for o in objects {
+            if let Some(&(byte, line)) = starts.get(o.doc) {
+                let end = starts.get(o.doc + 1).map_or(src.text.len(), |s| s.0);
+                let part = &src.text[byte..end];
+                if let Some(lines) = yaml::locate_paths(part, &[0]).remove(&0) {
+                    let shifted = lines
+                        .into_iter()
+                        .map(|(k, v)| (k, v + line - 1))
+                        .collect::<HashMap<_, _>>();
+                    out.insert((o.doc, o.prefix.clone()), shifted);
+                }
+            }
+        }
+        return out;
+    }
+    let mut docs: Vec<usize> = objects.iter().map(|o| o.doc).collect();
+    docs.sort_unstable();
+    docs.dedup();
+    let located = yaml::locate_paths(&src.text, &docs);
+    for o in objects {
+        if let Some(lines) = located.get(&o.doc) {
+            out.insert((o.doc, o.prefix.clone()), lines.clone());
+        }
+    }
+    out
+}
+
+/// (byte offset, line) of every top-level JSON value.
+fn json_value_starts(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            Some(Ok(_)) => {
+                let skipped = text[start..]
+                    .find(|c: char| !c.is_whitespace())
+                    .unwrap_or(0);
+                out.push((start + skipped, line_at(text, start + skipped)));
+            }
+            _ => return out,
+        }
+    }
+}
+
+/// The line of a finding's field `path` inside `object`, else the object's own line.
+pub fn field_line(
+    located: &HashMap<(usize, String), HashMap<String, usize>>,
+    object: &Object,
+    path: Option<&str>,
+) -> usize {
+    let Some(path) = path else {
+        return object.line;
+    };
+    let Some(lines) = located.get(&(object.doc, object.prefix.clone())) else {
+        return object.line;
+    };
+    let full = if object.prefix.is_empty() {
+        path.to_string()
+    } else {
+        format!("{}.{path}", object.prefix)
+    };
+    yaml::line_of(lines, &full).unwrap_or(object.line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str, json: bool) -> SourceFile {
+        SourceFile {
+            input: Input::Stdin,
+            name: "t".into(),
+            text: text.into(),
+            json,
+        }
+    }
+
+    #[test]
+    fn boms_and_utf16() {
+        assert_eq!(decode(b"\xEF\xBB\xBFa: 1").unwrap(), "a: 1");
+        let le: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("k: v".encode_utf16().flat_map(|u| u.to_le_bytes()))
+            .collect();
+        assert_eq!(decode(&le).unwrap(), "k: v");
+        let be: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain("k: v".encode_utf16().flat_map(|u| u.to_be_bytes()))
+            .collect();
+        assert_eq!(decode(&be).unwrap(), "k: v");
+        assert_eq!(decode(b"a: 1\nb: \xff").unwrap_err().0, Some(2));
+    }
+
+    #[test]
+    fn lists_and_concatenated_json() {
+        let p = parse(
+            0,
+            &src(
+                "{\"apiVersion\": \"v1\", \"kind\": \"A\"}\n{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n {\"apiVersion\": \"v1\", \"kind\": \"B\"},\n {\"apiVersion\": \"v1\", \"kind\": \"C\"}]}",
+                true,
+            ),
+        );
+        assert!(p.errors.is_empty());
+        let kinds: Vec<_> = p.objects.iter().map(|o| o.kind().to_string()).collect();
+        assert_eq!(kinds, ["A", "B", "C"]);
+        assert_eq!(p.objects[1].line, 2);
+        assert_eq!(p.objects[2].prefix, "items[1]");
+        let refs: Vec<&Object> = p.objects.iter().collect();
+        let loc = locate(&src("", true), &[]);
+        assert!(loc.is_empty());
+        let s = src(
+            "{\"apiVersion\": \"v1\", \"kind\": \"A\"}\n{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n {\"apiVersion\": \"v1\", \"kind\": \"B\"},\n {\"apiVersion\": \"v1\", \"kind\": \"C\"}]}",
+            true,
+        );
+        let loc = locate(&s, &refs);
+        assert_eq!(field_line(&loc, &p.objects[2], Some("kind")), 4);
+    }
+
+    #[test]
+    fn bad_json_is_reported_with_a_line() {
+        let p = parse(
+            0,
+            &src(
+                "{\"apiVersion\": \"v1\", \"kind\": \"A\"}\n{\"kind\": }",
+                true,
+            ),
+        );
+        assert_eq!(p.objects.len(), 1);
+        assert_eq!(p.errors[0].line, Some(2));
+    }
+}

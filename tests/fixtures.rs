@@ -79,13 +79,8 @@ struct SettingsCase {
 
 fn load_docs(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| {
-            Value::deserialize(d)
-                .unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()))
-        })
-        .filter(|v| !v.is_null())
-        .collect()
+    stackguard::yaml::values(&text)
+        .unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()))
 }
 
 fn module_path(policy: &str) -> PathBuf {

@@ -28,6 +28,7 @@ pub struct Args {
     pub format: Format,
     /// Evaluate these compiled waPC modules instead of the built-in policies (repeatable).
     #[arg(long = "policy", value_name = "MODULE.wasm")]
+    #[cfg_attr(not(feature = "host"), arg(hide = true))]
     pub modules: Vec<PathBuf>,
     /// Colour: auto (only on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
@@ -99,6 +100,28 @@ pub fn main(args: Args) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// Entry point of the lean `stackguard-hook` binary: `stackguard check`, nothing else.
+pub fn hook_main() -> i32 {
+    #[derive(clap::Parser)]
+    #[command(
+        name = "stackguard-hook",
+        version,
+        about = "stackguard check for pre-commit: check manifests against the stackguard policies"
+    )]
+    struct Hook {
+        #[command(flatten)]
+        args: Args,
+    }
+    let hook = <Hook as clap::Parser>::parse();
+    match main(hook.args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
 }
 
 #[cfg(feature = "host")]

@@ -51,6 +51,8 @@ pub enum HostData {
     None,
     /// Objects of a manifest set stand in for the cluster.
     Store(Arc<ObjectStore>),
+    /// A recorded kwctl session answers every host capability, in order.
+    Replay(Arc<crate::replay::Session>),
 }
 
 /// The shared engine: on-disk compilation cache and epoch-based timeouts.
@@ -246,6 +248,9 @@ fn host_call(
 ) -> std::result::Result<Vec<u8>, String> {
     if binding != "kubewarden" {
         return Err(format!("unknown waPC binding '{binding}'"));
+    }
+    if let (HostData::Replay(session), false) = (data, ns == "tracing") {
+        return session.answer(ns, op, payload);
     }
     match (ns, op) {
         ("tracing", "log") => {

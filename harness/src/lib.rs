@@ -9,6 +9,7 @@ pub mod engine;
 pub mod manifest;
 pub mod metadata;
 pub mod policies;
+pub mod replay;
 pub mod report;
 pub mod yaml;
 

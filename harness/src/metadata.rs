@@ -60,8 +60,10 @@ fn kubernetes() -> String {
 impl Metadata {
     /// Parse a `metadata.yml`.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Metadata> {
+        let value =
+            crate::yaml::value(text).with_context(|| format!("{origin}: invalid metadata"))?;
         let m: Metadata =
-            serde_yaml::from_str(text).with_context(|| format!("{origin}: invalid metadata"))?;
+            serde_json::from_value(value).with_context(|| format!("{origin}: invalid metadata"))?;
         if m.rules.is_empty() {
             bail!("{origin}: metadata declares no rules");
         }

@@ -65,6 +65,51 @@ pub fn parse_stream(text: &str) -> Stream {
     out
 }
 
+/// Every document of a stream as values (empty documents dropped); the first syntax error
+/// fails the whole text, with its line.
+pub fn values(text: &str) -> Result<Vec<Value>, SyntaxError> {
+    let stream = parse_stream(text);
+    if let Some(e) = stream.errors.into_iter().next() {
+        return Err(e);
+    }
+    Ok(stream
+        .documents
+        .into_iter()
+        .map(|d| d.value)
+        .filter(|v| !v.is_null())
+        .collect())
+}
+
+/// One YAML (or JSON) document as a value (`null` when the text is empty).
+pub fn value(text: &str) -> Result<Value, SyntaxError> {
+    Ok(values(text)?.into_iter().next().unwrap_or(Value::Null))
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for SyntaxError {}
+
+/// The local tag of a document's root node (`!KubernetesGetResource` → `KubernetesGetResource`),
+/// as serde_yaml writes externally tagged enums.
+pub fn root_tag(text: &str) -> Option<String> {
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        match parser.next_token().ok()?.0 {
+            Event::MappingStart(_, tag)
+            | Event::SequenceStart(_, tag)
+            | Event::Scalar(_, _, _, tag) => {
+                return tag.filter(|t| t.handle == "!").map(|t| t.suffix);
+            }
+            Event::StreamEnd => return None,
+            _ => {}
+        }
+    }
+}
+
 /// The text after line `after` (1-based) that starts with a `---` document marker, and the
 /// number of lines skipped to get there.
 fn next_document(text: &str, after: usize) -> Option<(usize, &str)> {

@@ -1,11 +1,13 @@
 //! `stackguard run`: evaluate one request with a waPC policy module, like `kwctl run`.
+//! Prints the AdmissionResponse JSON on stdout (logs on stderr); exit 0 for allow and deny.
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use stackguard::admission::unwrap_review;
 use stackguard::context::ObjectStore;
 use stackguard::host::{Host, HostData};
-use std::path::PathBuf;
+use stackguard::replay::Session;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 pub struct Args {
     /// The policy module (.wasm).
     pub module: PathBuf,
-    /// An AdmissionRequest, or a whole AdmissionReview, as JSON or YAML.
+    /// An AdmissionRequest, or a whole AdmissionReview, as JSON or YAML (`-`: stdin).
     #[arg(short = 'r', long)]
     pub request_path: PathBuf,
     /// Settings as inline JSON.
@@ -22,19 +24,57 @@ pub struct Args {
     /// Settings from a JSON or YAML file.
     #[arg(long)]
     pub settings_path: Option<PathBuf>,
-    /// Manifests that stand in for cluster state (context-aware policies).
+    /// Manifests (files or directories) that stand in for cluster state (context-aware policies).
     #[arg(long, num_args = 1..)]
     pub context: Vec<PathBuf>,
+    /// Answer host-capability calls from a session recorded with
+    /// `kwctl run --record-host-capabilities-interactions`.
+    #[arg(long, value_name = "FILE", conflicts_with = "context")]
+    pub replay_host_capabilities_interactions: Option<PathBuf>,
     /// Evaluation time limit in seconds.
     #[arg(long, default_value_t = 2)]
     pub timeout: u64,
 }
 
-fn read_doc(path: &PathBuf) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::from_str(&text)
+/// One JSON or YAML document from a file (or stdin).
+pub fn read_doc(path: &Path) -> Result<Value> {
+    let input = if path.as_os_str() == "-" {
+        stackguard::manifest::Input::Stdin
+    } else {
+        stackguard::manifest::Input::File(path.to_path_buf())
+    };
+    let src = stackguard::manifest::read(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
+    stackguard::yaml::value(&src.text)
         .with_context(|| format!("{}: not valid JSON or YAML", path.display()))
+}
+
+/// Cluster state from manifests (files and directories, as `check` reads them).
+pub fn context_store(paths: &[PathBuf]) -> Result<ObjectStore> {
+    let (inputs, missing) = stackguard::manifest::discover(paths, &[]);
+    if let Some(e) = missing.first() {
+        bail!("--context: {e}");
+    }
+    let loaded = stackguard::check::load(&inputs);
+    if let Some(e) = loaded.errors.first() {
+        bail!("--context: {e}");
+    }
+    let mut store = ObjectStore::new();
+    for o in loaded.objects {
+        store.insert(o.value);
+    }
+    Ok(store)
+}
+
+/// Settings from `--settings-json` / `--settings-path` (default: `{}`).
+pub fn settings(json: Option<&str>, path: Option<&Path>) -> Result<Value> {
+    Ok(match (json, path) {
+        (Some(s), _) => serde_json::from_str(s).context("--settings-json is not valid JSON")?,
+        (None, Some(p)) => match read_doc(p)? {
+            Value::Null => Value::Object(Default::default()),
+            v => v,
+        },
+        (None, None) => Value::Object(Default::default()),
+    })
 }
 
 pub fn main(args: Args) -> Result<i32> {
@@ -45,27 +85,16 @@ pub fn main(args: Args) -> Result<i32> {
             args.request_path.display()
         );
     }
-    let settings = match (&args.settings_json, &args.settings_path) {
-        (Some(s), _) => serde_json::from_str(s).context("--settings-json is not valid JSON")?,
-        (None, Some(p)) => read_doc(p)?,
-        (None, None) => Value::Object(Default::default()),
-    };
-    let data = if args.context.is_empty() {
+    let settings = settings(args.settings_json.as_deref(), args.settings_path.as_deref())?;
+    let mut replay = None;
+    let data = if let Some(path) = &args.replay_host_capabilities_interactions {
+        let session = Arc::new(Session::load(path)?);
+        replay = Some(session.clone());
+        HostData::Replay(session)
+    } else if args.context.is_empty() {
         HostData::None
     } else {
-        let mut store = ObjectStore::new();
-        for path in &args.context {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            for doc in serde_yaml::Deserializer::from_str(&text) {
-                let v: Value = serde::Deserialize::deserialize(doc)
-                    .with_context(|| format!("{}: invalid YAML", path.display()))?;
-                if v.is_object() {
-                    store.insert(v);
-                }
-            }
-        }
-        HostData::Store(Arc::new(store))
+        HostData::Store(Arc::new(context_store(&args.context)?))
     };
     let host = Host::new(None, Duration::from_secs(args.timeout))?;
     let module = host.load(&args.module)?;
@@ -79,6 +108,9 @@ pub fn main(args: Args) -> Result<i32> {
         );
     }
     let resp = eval.validate(&request, &settings);
+    if let Some(n) = replay.map(|s| s.remaining()).filter(|&n| n > 0) {
+        eprintln!("warning: {n} recorded host-capability exchange(s) were not replayed");
+    }
     let uid = request
         .get("uid")
         .cloned()

@@ -283,4 +283,7 @@ macro_rules! policy_tests {
 
 policy_tests! {
     run_as_non_root => "run-as-non-root",
+    no_plaintext_secrets => "no-plaintext-secrets",
+    postgres_extensions => "postgres-extensions",
+    redis_pubsub_noeviction => "redis-pubsub-noeviction",
 }

@@ -14,11 +14,28 @@ pub struct Entry {
 }
 
 /// Every stackguard policy, in a stable order.
-pub const ALL: &[Entry] = &[Entry {
-    name: "run-as-non-root",
-    prepare: prepare::<run_as_non_root::RunAsNonRoot>,
-    metadata_yml: include_str!("../../policies/run-as-non-root/metadata.yml"),
-}];
+pub const ALL: &[Entry] = &[
+    Entry {
+        name: "run-as-non-root",
+        prepare: prepare::<run_as_non_root::RunAsNonRoot>,
+        metadata_yml: include_str!("../../policies/run-as-non-root/metadata.yml"),
+    },
+    Entry {
+        name: "no-plaintext-secrets",
+        prepare: prepare::<no_plaintext_secrets::NoPlaintextSecrets>,
+        metadata_yml: include_str!("../../policies/no-plaintext-secrets/metadata.yml"),
+    },
+    Entry {
+        name: "postgres-extensions",
+        prepare: prepare::<postgres_extensions::PostgresExtensions>,
+        metadata_yml: include_str!("../../policies/postgres-extensions/metadata.yml"),
+    },
+    Entry {
+        name: "redis-pubsub-noeviction",
+        prepare: prepare::<redis_pubsub_noeviction::RedisPubsubNoeviction>,
+        metadata_yml: include_str!("../../policies/redis-pubsub-noeviction/metadata.yml"),
+    },
+];
 
 /// Look a policy up by name.
 pub fn find(name: &str) -> Option<&'static Entry> {

@@ -7,10 +7,15 @@
 pub mod context;
 pub mod de;
 pub mod glob;
+pub mod mounts;
 pub mod policy;
 pub mod quantity;
+pub mod redisconf;
 pub mod request;
+pub mod secrets;
 pub mod selector;
+pub mod shell;
+pub mod sql;
 pub mod verdict;
 pub mod workload;
 

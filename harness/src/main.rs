@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Check manifests (files, directories, `-` for stdin) against the policies.
     Check(cmd::check::Args),
+    /// Serve the browser playground on 127.0.0.1 (build it first: `make playground`).
+    Playground(cmd::playground::Args),
     /// Evaluate one admission request with a waPC policy module (like `kwctl run`).
     #[cfg(feature = "host")]
     Run(cmd::run::Args),
@@ -31,6 +33,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(a) => cmd::check::main(a),
+        Command::Playground(a) => cmd::playground::main(a),
         #[cfg(feature = "host")]
         Command::Run(a) => cmd::run::main(a),
         #[cfg(feature = "host")]

@@ -3,5 +3,6 @@
 #[cfg(feature = "host")]
 pub mod annotate;
 pub mod check;
+pub mod playground;
 #[cfg(feature = "host")]
 pub mod run;

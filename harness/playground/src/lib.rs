@@ -1,0 +1,192 @@
+//! The engine of the stackguard playground: `stackguard check` compiled for the browser.
+//!
+//! Nothing here re-implements a rule or a reader: the text goes through the harness's own
+//! manifest reader, the native policy registry, the engine and the JSON report, exactly as
+//! `stackguard check --format json` runs them (sequentially: `wasm32-unknown-unknown` has no
+//! threads, and the engine falls back to one worker there). The functions are plain Rust (tested
+//! natively); the `#[wasm_bindgen]` wrappers at the bottom are the JavaScript API:
+//!
+//! - `check(yaml, settingsJson, name?) -> string`: the JSON report; throws on a bad config.
+//! - `policies() -> string`: every policy with its description and default settings, as JSON.
+//! - `version() -> string`.
+
+use serde_json::{Value, json};
+use stackguard::check::{self, Loaded};
+use stackguard::config::Config;
+use stackguard::engine::Engine;
+use stackguard::manifest::{self, Input, SourceFile};
+use stackguard::metadata::Metadata;
+use stackguard::policies;
+use stackguard::report::Format;
+use wasm_bindgen::prelude::*;
+
+/// The file name findings carry for text typed into the page.
+pub const INPUT_NAME: &str = "<playground>";
+
+/// Where config errors point.
+pub const CONFIG_NAME: &str = "settings";
+
+/// Parse the playground's config: the `.stackguard.yaml` schema (`policies.<name>.settings`,
+/// `policies.<name>.enabled`, `exemptions`), as JSON or YAML. Blank text means the defaults.
+pub fn parse_config(text: &str) -> Result<Config, String> {
+    if text.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    Config::parse(text, CONFIG_NAME).map_err(|e| format!("{e:#}"))
+}
+
+/// The report `stackguard check --format json` prints for one input holding `text`.
+///
+/// `name` is the input's file name as the CLI shows it (it also decides JSON vs YAML by its
+/// extension, as for files); `None` is text typed in the page, named [`INPUT_NAME`] and read
+/// like stdin (JSON when it starts with `{` or `[`). An `Err` is a config error: the CLI exits
+/// with 2 and prints no report.
+pub fn check_text(text: String, config: &str, name: Option<&str>) -> Result<String, String> {
+    let config = parse_config(config)?;
+    let engine = Engine::native(&config).map_err(|e| format!("{e:#}"))?;
+    let src = match name {
+        Some(n) => manifest::source(&Input::File(n.into()), text),
+        None => SourceFile {
+            name: INPUT_NAME.to_string(),
+            ..manifest::source(&Input::Stdin, text)
+        },
+    };
+    let parsed = manifest::parse(0, &src);
+    let loaded = Loaded {
+        files: vec![src],
+        objects: parsed.objects,
+        errors: parsed.errors,
+    };
+    let findings = engine.check(&loaded.objects, &config);
+    Ok(check::build_report(&loaded, &engine, findings).render(Format::Json, false))
+}
+
+/// Every policy of the registry: name, title, description, the kinds it reviews, and its
+/// default settings (what the page prefills).
+pub fn policy_list() -> Value {
+    let list: Vec<Value> = policies::ALL
+        .iter()
+        .map(|entry| {
+            let annotations = Metadata::from_yaml(entry.metadata_yml, entry.name)
+                .ok()
+                .and_then(|m| m.annotations)
+                .unwrap_or_default();
+            let note = |key: &str| annotations.get(key).cloned().unwrap_or_default();
+            json!({
+                "name": entry.name,
+                "title": note("io.artifacthub.displayName"),
+                "description": note("io.kubewarden.policy.description"),
+                "resources": note("io.artifacthub.resources"),
+                "url": note("io.kubewarden.policy.source"),
+                "defaults": default_settings(entry),
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn default_settings(_entry: &policies::Entry) -> Value {
+    json!({})
+}
+
+/// JavaScript: `check(yaml, settingsJson, name?)`. See [`check_text`].
+#[wasm_bindgen(js_name = check)]
+pub fn check_js(
+    yaml: String,
+    settings_json: &str,
+    name: Option<String>,
+) -> Result<String, JsError> {
+    check_text(yaml, settings_json, name.as_deref()).map_err(|e| JsError::new(&e))
+}
+
+/// JavaScript: `policies()`. See [`policy_list`].
+#[wasm_bindgen(js_name = policies)]
+pub fn policies_js() -> String {
+    policy_list().to_string()
+}
+
+/// JavaScript: `version()`: the stackguard version the module was built from.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: n\nspec:\n  containers:\n    - name: c\n      image: busybox\n      securityContext:\n        privileged: true\n";
+
+    fn report(text: &str, config: &str) -> Value {
+        serde_json::from_str(&check_text(text.to_string(), config, None).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn findings_name_the_playground_input() {
+        let r = report(ROOT_POD, "");
+        let f = &r["findings"][0];
+        assert_eq!(f["file"], INPUT_NAME);
+        assert_eq!(f["policy"], "run-as-non-root");
+        assert_eq!(f["kind"], "Pod");
+        assert_eq!(r["summary"]["rejected"], 1);
+        assert!(
+            r["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["message"].as_str().unwrap().contains("privileged")),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn config_enables_and_configures_policies() {
+        let off = report(
+            ROOT_POD,
+            r#"{"policies": {"run-as-non-root": {"enabled": false}}}"#,
+        );
+        assert_eq!(off["summary"]["findings"], 0);
+        let e = check_text(
+            ROOT_POD.to_string(),
+            r#"{"policies": {"run-as-non-root": {"settings": {"bogus": 1}}}}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("run-as-non-root") && e.contains("bogus"), "{e}");
+        let e = check_text(ROOT_POD.to_string(), "{nope", None).unwrap_err();
+        assert!(e.starts_with(CONFIG_NAME), "{e}");
+    }
+
+    #[test]
+    fn bad_yaml_is_an_error_with_a_line() {
+        let r = report("apiVersion: v1\nkind: Pod\nmetadata: {name: [\n", "");
+        assert_eq!(r["errors"][0]["file"], INPUT_NAME);
+        assert!(r["errors"][0]["line"].as_u64().unwrap() >= 3, "{r}");
+        assert!(r["errors"][0]["message"].as_str().unwrap().contains("YAML"));
+    }
+
+    #[test]
+    fn names_decide_json_like_files() {
+        let json = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i", "securityContext": {"privileged": true}}]}}"#;
+        let r: Value =
+            serde_json::from_str(&check_text(json.into(), "", Some("./a/b.json")).unwrap())
+                .unwrap();
+        assert_eq!(r["findings"][0]["file"], "a/b.json");
+        // Typed text is sniffed like stdin.
+        assert!(report(json, "")["summary"]["findings"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn every_policy_is_listed() {
+        let list = policy_list();
+        let names: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = policies::ALL.iter().map(|e| e.name).collect();
+        assert_eq!(names, all);
+        assert!(list[0]["description"].as_str().unwrap().len() > 10);
+    }
+}

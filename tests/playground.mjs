@@ -1,0 +1,455 @@
+// Test of the browser playground (run by tests/playground.sh, part of `make test`).
+//
+// 1. Module vs CLI: the wasm-bindgen module (loaded in node) must give exactly the JSON report of
+//    `stackguard check --format json` on every fixture file under fixtures/ (with the default
+//    config and with the settings of the fixture's header), on the page's examples, and on the
+//    biggest file of the shared corpus.
+// 2. Real browser: Debian's chromium (never a downloaded one) driven by playwright-core loads the
+//    page served by `stackguard playground` on 127.0.0.1 and from file://, a bad manifest is typed
+//    in, and the findings shown must be the CLI's; bad YAML shows line and column; the settings
+//    pane changes results; large input is debounced. Screenshots and measurements go to
+//    target/playground/.
+//
+// Usage: node tests/playground.mjs   (from anywhere; the repository is this file's parent)
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
+import zlib from 'node:zlib';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const web = path.join(root, 'harness/playground/web');
+const pkg = path.join(web, 'pkg');
+const out = path.join(root, 'target/playground');
+const bin = process.env.STACKGUARD ?? path.join(root, 'target/release/stackguard');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const corpus = path.resolve(root, '../shared/corpus');
+const require = createRequire(path.join(root, 'harness/playground/package.json'));
+const { chromium } = require('playwright-core');
+const YAML = require('yaml');
+
+fs.mkdirSync(out, { recursive: true });
+const measured = {};
+
+function step(message) {
+  console.log(`playground test: ${message}`);
+}
+
+// ------------------------------------------------------------------ the module in node
+
+for (const f of ['stackguard_playground.js', 'stackguard_playground_bg.wasm', 'wasm_inline.js', 'examples.js']) {
+  assert.ok(fs.existsSync(path.join(pkg, f)), `${f} is missing: run make playground`);
+}
+const wasmBytes = fs.readFileSync(path.join(pkg, 'stackguard_playground_bg.wasm'));
+const sg = vm.runInThisContext(
+  `${fs.readFileSync(path.join(pkg, 'stackguard_playground.js'), 'utf8')}\n;wasm_bindgen`,
+  { filename: 'stackguard_playground.js' },
+);
+sg.initSync({ module: wasmBytes });
+const examples = vm.runInNewContext(
+  `${fs.readFileSync(path.join(pkg, 'examples.js'), 'utf8')}\n;STACKGUARD_EXAMPLES`,
+);
+measured.moduleBytes = wasmBytes.length;
+measured.moduleGzipBytes = zlib.gzipSync(wasmBytes, { level: 9 }).length;
+measured.inlineScriptBytes = fs.statSync(path.join(pkg, 'wasm_inline.js')).size;
+
+const policies = JSON.parse(sg.policies());
+const policyNames = policies.map((p) => p.name);
+assert.ok(policyNames.length >= 1, 'the module lists no policy');
+
+// `stackguard check --format json` on a file (relative to the repository) or on stdin.
+function cli(args, input) {
+  const r = spawnSync(bin, ['check', '--format', 'json', '--color', 'never', ...args], {
+    cwd: root,
+    input,
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  });
+  if (r.error) throw r.error;
+  return r;
+}
+
+function tmpConfig(config) {
+  const file = path.join(out, 'config.json');
+  fs.writeFileSync(file, config);
+  return file;
+}
+
+// The CLI names stdin `<stdin>`; the page names its text `<playground>`.
+function asPlayground(report) {
+  for (const item of [...report.findings, ...report.errors]) {
+    if (item.file === '<stdin>') item.file = '<playground>';
+  }
+  return report;
+}
+
+function compareFile(rel, config) {
+  const text = fs.readFileSync(path.join(root, rel), 'utf8');
+  const r = cli(['--config', tmpConfig(config), rel]);
+  if (r.status === 2) {
+    assert.throws(() => sg.check(text, config, rel), undefined, `${rel}: the CLI rejects the config, the module must too`);
+    return 'config-error';
+  }
+  assert.ok(r.status === 0 || r.status === 1, `${rel}: CLI exit ${r.status}: ${r.stderr}`);
+  assert.deepEqual(JSON.parse(sg.check(text, config, rel)), JSON.parse(r.stdout), `${rel} (config ${config})`);
+  return JSON.parse(r.stdout).summary.findings;
+}
+
+function compareText(label, text, config = '{}') {
+  const r = cli(['--config', tmpConfig(config), '-'], text);
+  assert.ok(r.status === 0 || r.status === 1, `${label}: CLI exit ${r.status}: ${r.stderr}`);
+  const expected = asPlayground(JSON.parse(r.stdout));
+  assert.deepEqual(JSON.parse(sg.check(text, config)), expected, label);
+  return expected;
+}
+
+function walk(dir) {
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => !e.name.startsWith('.'))
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .flatMap((e) => {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) return walk(p);
+      return /\.(ya?ml|json)$/.test(e.name) ? [p] : [];
+    });
+}
+
+// Every fixture: default config, and the settings of its header for its policy.
+let files = 0;
+let runs = 0;
+let findings = 0;
+for (const file of walk(path.join(root, 'fixtures'))) {
+  const rel = path.relative(root, file);
+  const dir = path.basename(path.dirname(file));
+  files++;
+  runs++;
+  findings += Number(compareFile(rel, '{}')) || 0;
+  let header = null;
+  try {
+    header = YAML.parseAllDocuments(fs.readFileSync(file, 'utf8'))[0]?.toJSON();
+  } catch {
+    header = null;
+  }
+  if (policyNames.includes(dir) && header && typeof header === 'object' && !Array.isArray(header) && header.settings) {
+    runs++;
+    compareFile(rel, JSON.stringify({ policies: { [dir]: { settings: header.settings } } }));
+  }
+}
+assert.ok(files > 0, 'no fixture found');
+step(`module == CLI on ${files} fixture files (${runs} runs, ${findings} findings with default settings)`);
+measured.fixtureFiles = files;
+
+for (const ex of examples) compareText(`example ${ex.id}`, ex.text);
+step(`module == CLI on the ${examples.length} examples`);
+
+// Every policy's defaults (what the page prefills) are settings the policy accepts.
+for (const p of policies) {
+  sg.check('', JSON.stringify({ policies: { [p.name]: { settings: p.defaults } } }));
+}
+step(`defaults of ${policies.length} policies validate`);
+
+let biggest = null;
+if (fs.existsSync(corpus)) {
+  biggest = walk(corpus)
+    .map((f) => [f, fs.statSync(f).size])
+    .sort((a, b) => b[1] - a[1])[0][0];
+  const r = cli(['--config', tmpConfig('{}'), biggest]);
+  const text = fs.readFileSync(biggest, 'utf8');
+  const t0 = performance.now();
+  const got = sg.check(text, '{}', biggest);
+  measured.biggestCorpusFile = path.relative(root, biggest);
+  measured.biggestCorpusBytes = Buffer.byteLength(text);
+  measured.biggestCheckNodeMs = +(performance.now() - t0).toFixed(1);
+  assert.deepEqual(JSON.parse(got), JSON.parse(r.stdout), 'biggest corpus file');
+  step(`module == CLI on ${measured.biggestCorpusFile} (${measured.biggestCorpusBytes} bytes)`);
+}
+
+// ------------------------------------------------------------------ the page in chromium
+
+// A manifest with findings for several policies; the value below is made up for the test and
+// must never be shown.
+const PLAINTEXT = 'hunter2-not-a-real-password';
+const BAD_MANIFEST = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: shop
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: api}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      containers:
+        - name: api
+          image: example.org/shop/api:1.4
+          env:
+            - name: DB_PASSWORD
+              value: ${PLAINTEXT}
+          securityContext:
+            privileged: true
+`;
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['playground', '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`no URL from stackguard playground: ${buf}`)), 15000);
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const m = /http:\/\/127\.0\.0\.1:\d+\//.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[0] });
+      }
+    });
+    child.stderr.on('data', () => {});
+    child.on('exit', (code) => reject(new Error(`stackguard playground exited ${code}: ${buf}`)));
+  });
+}
+
+async function checksSoFar(page) {
+  return page.evaluate(() => window.stackguardPlayground.state.checks);
+}
+
+async function waitForCheck(page, before) {
+  await page.waitForFunction((n) => window.stackguardPlayground.state.checks > n, before, { timeout: 30000 });
+}
+
+async function shownFindings(page) {
+  return page.$$eval('#findings .finding', (els) =>
+    els.map((e) => ({
+      policy: e.querySelector('.policy').textContent,
+      path: e.querySelector('.path') ? e.querySelector('.path').textContent : null,
+      message: e.querySelector('.message').textContent,
+      line: Number(e.querySelector('a.loc').dataset.line),
+    })),
+  );
+}
+
+function key(f) {
+  return JSON.stringify([f.policy, f.path, f.message, f.line]);
+}
+
+async function typeBadManifest(page) {
+  const before = await checksSoFar(page);
+  await page.click('#editor');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.insertText(BAD_MANIFEST);
+  await waitForCheck(page, before);
+  const shown = await shownFindings(page);
+  const expected = compareText('bad manifest', BAD_MANIFEST);
+  assert.ok(expected.findings.length > 0, 'the bad manifest has no finding');
+  assert.deepEqual(shown.map(key).sort(), expected.findings.map(key).sort(), 'findings shown == CLI findings');
+  assert.ok(
+    shown.some((f) => f.policy === 'run-as-non-root' && /privileged$/.test(f.path ?? '') && /is privileged/.test(f.message)),
+    'the privileged container is reported',
+  );
+  const head = await page.textContent('#findings .object-head');
+  assert.match(head, /Deployment/);
+  assert.match(head, /shop\/api/);
+  const results = await page.textContent('#results-pane');
+  assert.ok(!results.includes(PLAINTEXT), 'a secret value is shown in the results');
+  const report = await page.evaluate(() => window.stackguardPlayground.state.report);
+  assert.deepEqual(report, expected, 'page report == CLI report');
+  return shown;
+}
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stackguard-chromium-'));
+const { child: server, url } = await startServer();
+step(`stackguard playground serves ${url}`);
+const browser = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: chromiumPath,
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+  viewport: { width: 1440, height: 900 },
+});
+
+try {
+  // ---- served over HTTP
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  const t0 = Date.now();
+  await page.goto(url);
+  await page.evaluate(() => window.stackguardPlayground.ready);
+  measured.servedReadyMs = Date.now() - t0;
+  const engine = await page.evaluate(() => window.stackguardPlayground.state.engine);
+  assert.equal(engine, 'streamed', 'served: the module is stream-compiled (application/wasm)');
+  const panes = await page.$$eval('#policies textarea.settings', (els) => els.map((e) => [e.dataset.policy, e.value]));
+  assert.deepEqual(
+    panes.map(([name, text]) => [name, JSON.parse(text)]),
+    policies.map((p) => [p.name, p.defaults]),
+    'a settings pane per policy, prefilled with its defaults',
+  );
+
+  const shown = await typeBadManifest(page);
+  step(`served page shows the CLI's ${shown.length} findings for a pasted bad manifest`);
+  await page.screenshot({ path: path.join(out, 'served-bad-manifest.png') });
+
+  // Settings pane: switching a policy off removes its findings; bad settings are reported.
+  let before = await checksSoFar(page);
+  await page.uncheck('input.enabled[data-policy="run-as-non-root"]');
+  await waitForCheck(page, before);
+  const off = await shownFindings(page);
+  assert.ok(!off.some((f) => f.policy === 'run-as-non-root'), 'disabled policy still reports');
+  assert.deepEqual(
+    off.map(key).sort(),
+    shown.filter((f) => f.policy !== 'run-as-non-root').map(key).sort(),
+    'disabling one policy keeps the others',
+  );
+  before = await checksSoFar(page);
+  await page.check('input.enabled[data-policy="run-as-non-root"]');
+  await waitForCheck(page, before);
+  before = await checksSoFar(page);
+  await page.fill('textarea.settings[data-policy="run-as-non-root"]', '{"bogusKey": true}');
+  await waitForCheck(page, before);
+  assert.ok(await page.isVisible('#settings-error'), 'invalid settings are shown');
+  assert.match(await page.textContent('#settings-error'), /run-as-non-root.*bogusKey/s);
+  before = await checksSoFar(page);
+  await page.click('details[data-policy="run-as-non-root"] button.reset');
+  await waitForCheck(page, before);
+  assert.ok(!(await page.isVisible('#settings-error')), 'defaults restored');
+  step('settings pane: disable, invalid settings and reset work');
+
+  // Bad YAML: line and column of the parser.
+  before = await checksSoFar(page);
+  await page.click('#examples button[data-example="bad-yaml"]');
+  await waitForCheck(page, before);
+  const badText = await page.inputValue('#editor');
+  const expectedBad = compareText('bad yaml', badText);
+  assert.ok(expectedBad.errors.length > 0, 'the bad YAML example parses');
+  const { line } = expectedBad.errors[0];
+  const column = Number(/\(column (\d+)\)$/.exec(expectedBad.errors[0].message)?.[1]);
+  assert.ok(line > 0 && column > 0, `line and column in ${JSON.stringify(expectedBad.errors[0])}`);
+  assert.equal((await page.textContent('#errors .error .loc')).trim(), `line ${line}, column ${column}`);
+  await page.click('#errors .error a.loc');
+  const cursor = await page.textContent('#cursor');
+  assert.equal(cursor, `Ln ${line}, Col ${column}`, 'clicking the error moves the cursor there');
+  await page.screenshot({ path: path.join(out, 'bad-yaml.png') });
+  step(`bad YAML shows "line ${line}, column ${column}" and jumps there`);
+
+  // The reference stack: equal to the CLI; time the check in the page.
+  before = await checksSoFar(page);
+  const clickMs = await page.evaluate(() => {
+    const t = performance.now();
+    document.querySelector('#examples button[data-example="reference-stack"]').click();
+    return performance.now() - t;
+  });
+  await waitForCheck(page, before);
+  const stackText = await page.inputValue('#editor');
+  const stackReport = await page.evaluate(() => window.stackguardPlayground.state.report);
+  assert.deepEqual(stackReport, compareText('reference stack in the page', stackText));
+  const times = await page.evaluate(() => {
+    const text = document.getElementById('editor').value;
+    const ms = [];
+    for (let i = 0; i < 60; i++) {
+      const t = performance.now();
+      wasm_bindgen.check(text, '{}');
+      ms.push(performance.now() - t);
+    }
+    return ms.sort((a, b) => a - b);
+  });
+  measured.referenceStack = {
+    objects: stackReport.summary.objects,
+    findings: stackReport.summary.findings,
+    checkMedianMs: +times[times.length >> 1].toFixed(2),
+    checkP95Ms: +times[Math.floor(times.length * 0.95)].toFixed(2),
+    clickToResultsMs: +clickMs.toFixed(1),
+  };
+  await page.screenshot({ path: path.join(out, 'reference-stack.png') });
+  step(`reference stack: ${JSON.stringify(measured.referenceStack)}`);
+
+  // Large input: the biggest corpus file. Typing is debounced (no check per keystroke).
+  if (biggest) {
+    const big = fs.readFileSync(biggest, 'utf8');
+    before = await checksSoFar(page);
+    await page.evaluate((t) => {
+      const e = document.getElementById('editor');
+      e.value = t;
+      e.dispatchEvent(new Event('input'));
+    }, big);
+    await waitForCheck(page, before);
+    const bigState = await page.evaluate(() => {
+      const s = window.stackguardPlayground.state;
+      return { check: s.lastCheckMs, render: s.lastRenderMs, report: s.report };
+    });
+    assert.deepEqual(bigState.report, asPlayground(JSON.parse(cli(['--config', tmpConfig('{}'), '-'], big).stdout)));
+    await page.focus('#editor');
+    await page.keyboard.press('Control+End');
+    before = await checksSoFar(page);
+    const typed = '# typing at the end of a 2 MB file\n';
+    const keyMs = [];
+    for (const ch of typed) {
+      const t = Date.now();
+      await page.keyboard.type(ch);
+      keyMs.push(Date.now() - t);
+    }
+    await waitForCheck(page, before);
+    await page.waitForTimeout(1200);
+    const checks = (await checksSoFar(page)) - before;
+    assert.ok(checks <= 2, `typing ${typed.length} characters ran ${checks} checks: not debounced`);
+    measured.largeInput = {
+      bytes: Buffer.byteLength(big),
+      objects: bigState.report.summary.objects,
+      checkMs: +bigState.check.toFixed(1),
+      renderMs: +bigState.render.toFixed(1),
+      keystrokes: typed.length,
+      checksWhileTyping: checks,
+      keystrokeMeanMs: +(keyMs.reduce((a, b) => a + b, 0) / keyMs.length).toFixed(1),
+      keystrokeMaxMs: Math.max(...keyMs),
+    };
+    step(`large input: ${JSON.stringify(measured.largeInput)}`);
+  }
+  assert.deepEqual(problems, [], 'console errors or warnings on the served page');
+  await page.close();
+
+  // ---- opened from disk
+  const disk = await browser.newPage();
+  const diskProblems = [];
+  disk.on('pageerror', (e) => diskProblems.push(e.message));
+  await disk.goto(`file://${path.join(web, 'index.html')}#example=broken-postgres`);
+  await disk.evaluate(() => window.stackguardPlayground.ready);
+  assert.equal(await disk.evaluate(() => window.stackguardPlayground.state.engine), 'inlined');
+  const diskExample = await disk.evaluate(() => ({
+    text: document.getElementById('editor').value,
+    report: window.stackguardPlayground.state.report,
+  }));
+  if (examples.some((e) => e.id === 'broken-postgres')) {
+    assert.deepEqual(diskExample.report, compareText('broken-postgres from disk', diskExample.text));
+  }
+  await disk.screenshot({ path: path.join(out, 'file-example.png') });
+  const diskShown = await typeBadManifest(disk);
+  assert.deepEqual(diskShown, shown, 'file:// and http:// show the same findings');
+  await disk.screenshot({ path: path.join(out, 'file-bad-manifest.png') });
+  assert.deepEqual(diskProblems, []);
+  step('page opened from disk (file://) works with the inlined module');
+} finally {
+  await browser.close();
+  server.kill();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+
+fs.writeFileSync(path.join(out, 'measurements.json'), `${JSON.stringify(measured, null, 2)}\n`);
+step(`module ${measured.moduleBytes} bytes (${measured.moduleGzipBytes} gzip -9); measurements in target/playground/measurements.json`);
+step('ok');

@@ -1,7 +1,7 @@
 # stackguard build entry points. `make policies` builds every policy module and writes the
 # annotated modules to dist/<name>.wasm; `make test` runs the whole test suite.
 
-POLICIES := run-as-non-root no-plaintext-secrets postgres-extensions redis-pubsub-noeviction
+POLICIES := run-as-non-root resource-limits pod-anti-affinity no-plaintext-secrets postgres-extensions redis-pubsub-noeviction
 CARGO ?= cargo
 WASM_DIR := target/wasm32-wasip1/wasm
 STACKGUARD := target/release/stackguard

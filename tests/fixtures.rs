@@ -283,6 +283,8 @@ macro_rules! policy_tests {
 
 policy_tests! {
     run_as_non_root => "run-as-non-root",
+    resource_limits => "resource-limits",
+    pod_anti_affinity => "pod-anti-affinity",
     no_plaintext_secrets => "no-plaintext-secrets",
     postgres_extensions => "postgres-extensions",
     redis_pubsub_noeviction => "redis-pubsub-noeviction",

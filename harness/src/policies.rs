@@ -21,6 +21,16 @@ pub const ALL: &[Entry] = &[
         metadata_yml: include_str!("../../policies/run-as-non-root/metadata.yml"),
     },
     Entry {
+        name: "resource-limits",
+        prepare: prepare::<resource_limits::ResourceLimits>,
+        metadata_yml: include_str!("../../policies/resource-limits/metadata.yml"),
+    },
+    Entry {
+        name: "pod-anti-affinity",
+        prepare: prepare::<pod_anti_affinity::PodAntiAffinity>,
+        metadata_yml: include_str!("../../policies/pod-anti-affinity/metadata.yml"),
+    },
+    Entry {
         name: "no-plaintext-secrets",
         prepare: prepare::<no_plaintext_secrets::NoPlaintextSecrets>,
         metadata_yml: include_str!("../../policies/no-plaintext-secrets/metadata.yml"),

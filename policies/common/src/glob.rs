@@ -34,6 +34,14 @@ pub fn any_match(patterns: &[String], text: &str) -> bool {
     patterns.iter().any(|p| matches(p, text))
 }
 
+/// Settings check for a glob list: an empty pattern is a mistake, never a wildcard.
+pub fn validate_patterns(setting: &str, patterns: &[String]) -> Result<(), String> {
+    match patterns.iter().find(|p| p.trim().is_empty()) {
+        Some(p) => Err(format!("{setting}: empty pattern {p:?} is not allowed")),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::matches;

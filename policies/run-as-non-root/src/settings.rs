@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use stackguard_common::Settings as SettingsTrait;
+use stackguard_common::glob;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -35,9 +36,6 @@ impl Default for Settings {
 
 impl SettingsTrait for Settings {
     fn validate(&self) -> Result<(), String> {
-        if let Some(p) = self.exempt_images.iter().find(|p| p.trim().is_empty()) {
-            return Err(format!("exemptImages: empty pattern {p:?} is not allowed"));
-        }
-        Ok(())
+        glob::validate_patterns("exemptImages", &self.exempt_images)
     }
 }

@@ -1,0 +1,52 @@
+//! Settings of `pod-anti-affinity` (reference: the policy README).
+
+use serde::Deserialize;
+use stackguard_common::Settings as SettingsTrait;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Settings {
+    /// Workloads with at least this many replicas must spread (unset `replicas` means 1).
+    pub min_replicas: i64,
+    /// Topology keys a spreading term may use.
+    pub topology_keys: Vec<String>,
+    /// Only `requiredDuringScheduling…` terms (and `DoNotSchedule` spread constraints) count.
+    pub require_hard: bool,
+    /// A matching `topologySpreadConstraints` entry counts as spreading.
+    pub accept_topology_spread_constraints: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_replicas: 2,
+            topology_keys: vec![
+                "kubernetes.io/hostname".to_string(),
+                "topology.kubernetes.io/zone".to_string(),
+            ],
+            require_hard: false,
+            accept_topology_spread_constraints: true,
+        }
+    }
+}
+
+impl SettingsTrait for Settings {
+    fn validate(&self) -> Result<(), String> {
+        if self.min_replicas < 1 {
+            return Err(format!(
+                "minReplicas must be at least 1, not {}",
+                self.min_replicas
+            ));
+        }
+        if self.topology_keys.is_empty() {
+            return Err(
+                "topologyKeys must list at least one topology key: with none, no workload could comply"
+                    .to_string(),
+            );
+        }
+        if self.topology_keys.iter().any(|k| k.trim().is_empty()) {
+            return Err("topologyKeys: an empty topology key is not allowed".to_string());
+        }
+        Ok(())
+    }
+}

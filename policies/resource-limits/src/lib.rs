@@ -1,0 +1,120 @@
+//! `resource-limits`: every container and init container declares CPU and memory requests and
+//! limits, within optional bounds, and no request exceeds its limit.
+//!
+//! Quantities are compared exactly as Kubernetes `resource.Quantity` does (`500m` = `0.5`,
+//! `1Gi` ≠ `1G`, `1e9` = `1G`). Ephemeral containers are not checked: the API does not allow
+//! them to declare resources.
+
+pub mod settings;
+
+use settings::Settings;
+use stackguard_common::de::IntOrString;
+use stackguard_common::quantity::Spelled;
+use stackguard_common::workload::{ContainerRef, ContainerRole, WORKLOAD_KINDS, check_containers};
+use stackguard_common::{ClusterContext, Policy, Request, Verdict};
+use std::collections::BTreeMap;
+
+pub struct ResourceLimits;
+
+impl Policy for ResourceLimits {
+    const NAME: &'static str = "resource-limits";
+    const KINDS: &'static [&'static str] = WORKLOAD_KINDS;
+    type Settings = Settings;
+
+    fn evaluate(req: &Request<'_>, settings: &Settings, _ctx: &dyn ClusterContext) -> Verdict {
+        check_containers(req, &settings.exempt_images, |_, c, v| {
+            check_container(c, settings, v)
+        })
+    }
+}
+
+/// A declared request or limit: `Ok(None)` when absent; an unparseable or negative quantity
+/// becomes a finding and `Err(())`.
+fn declared(
+    c: &ContainerRef<'_>,
+    field: &str,
+    resource: &str,
+    list: Option<&BTreeMap<String, IntOrString>>,
+    v: &mut Verdict,
+) -> Result<Option<Spelled>, ()> {
+    let Some(raw) = list.and_then(|l| l.get(resource)) else {
+        return Ok(None);
+    };
+    let path = format!("{}.resources.{field}.{resource}", c.path);
+    match Spelled::parse(&raw.0) {
+        Ok(q) if q.value.is_negative() => {
+            v.push(
+                path,
+                format!("{} declares a negative {field}.{resource}", c.describe()),
+            );
+            Err(())
+        }
+        Ok(q) => Ok(Some(q)),
+        Err(e) => {
+            v.push(path, format!("{}: {field}.{resource}: {e}", c.describe()));
+            Err(())
+        }
+    }
+}
+
+fn check_container(c: &ContainerRef<'_>, s: &Settings, v: &mut Verdict) {
+    if c.role == ContainerRole::Ephemeral {
+        return;
+    }
+    let resources = c.container.resources.as_ref();
+    let requests = resources.map(|r| &r.requests);
+    let limits = resources.map(|r| &r.limits);
+    let who = c.describe();
+    let checks = [
+        ("cpu", s.require_cpu_request, s.require_cpu_limit),
+        ("memory", s.require_memory_request, s.require_memory_limit),
+    ];
+    for (resource, need_request, need_limit) in checks {
+        let request = declared(c, "requests", resource, requests, v);
+        let limit = declared(c, "limits", resource, limits, v);
+        let path = |field: &str| format!("{}.resources.{field}.{resource}", c.path);
+        if need_request && matches!(request, Ok(None)) {
+            v.push(
+                path("requests"),
+                format!("{who} declares no requests.{resource}"),
+            );
+        }
+        if need_limit && matches!(limit, Ok(None)) {
+            v.push(
+                path("limits"),
+                format!("{who} declares no limits.{resource}"),
+            );
+        }
+        let (request, limit) = (request.ok().flatten(), limit.ok().flatten());
+        if let (Some(req), Some(lim)) = (&request, &limit)
+            && req.value > lim.value
+        {
+            v.push(
+                path("requests"),
+                format!("{who} requests {resource} {req}, above its limit {lim}"),
+            );
+        }
+        if let (Some(lim), Some(max)) = (&limit, s.max_limits.get(resource))
+            && lim.value > max.value
+        {
+            v.push(
+                path("limits"),
+                format!("{who} limits {resource} to {lim}, above maxLimits.{resource} {max}"),
+            );
+        }
+        if let (Some(req), Some(min)) = (&request, s.min_requests.get(resource))
+            && req.value < min.value
+        {
+            v.push(
+                path("requests"),
+                format!("{who} requests {resource} {req}, below minRequests.{resource} {min}"),
+            );
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+#[unsafe(no_mangle)]
+pub extern "C" fn wapc_init() {
+    stackguard_common::guest::register::<ResourceLimits>();
+}

@@ -1,0 +1,85 @@
+//! Settings of `resource-limits` (reference: the policy README).
+
+use serde::Deserialize;
+use stackguard_common::Settings as SettingsTrait;
+use stackguard_common::glob;
+use stackguard_common::quantity::Spelled;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Settings {
+    pub require_cpu_request: bool,
+    pub require_memory_request: bool,
+    pub require_cpu_limit: bool,
+    pub require_memory_limit: bool,
+    /// Upper bounds for declared limits.
+    pub max_limits: Bounds,
+    /// Lower bounds for declared requests.
+    pub min_requests: Bounds,
+    /// Images (globs) exempt from every check.
+    pub exempt_images: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            require_cpu_request: true,
+            require_memory_request: true,
+            require_cpu_limit: true,
+            require_memory_limit: true,
+            max_limits: Bounds::default(),
+            min_requests: Bounds::default(),
+            exempt_images: Vec::new(),
+        }
+    }
+}
+
+/// `cpu` and `memory` quantities, either optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    pub cpu: Option<Spelled>,
+    pub memory: Option<Spelled>,
+}
+
+impl Bounds {
+    pub fn get(&self, resource: &str) -> Option<&Spelled> {
+        match resource {
+            "cpu" => self.cpu.as_ref(),
+            "memory" => self.memory.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl SettingsTrait for Settings {
+    fn validate(&self) -> Result<(), String> {
+        for resource in ["cpu", "memory"] {
+            let max = self.max_limits.get(resource);
+            let min = self.min_requests.get(resource);
+            if let Some(max) = max
+                && max.value.nanos() <= 0
+            {
+                return Err(format!(
+                    "maxLimits.{resource} must be above zero, not {max}"
+                ));
+            }
+            if let Some(min) = min
+                && min.value.is_negative()
+            {
+                return Err(format!(
+                    "minRequests.{resource} must not be negative, not {min}"
+                ));
+            }
+            if let (Some(max), Some(min)) = (max, min)
+                && max.value < min.value
+            {
+                return Err(format!(
+                    "maxLimits.{resource} ({max}) is below minRequests.{resource} ({min}): \
+                     no container could satisfy both"
+                ));
+            }
+        }
+        glob::validate_patterns("exemptImages", &self.exempt_images)
+    }
+}

@@ -7,6 +7,11 @@ need_apt=()
 command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need_apt+=(postgresql-15)
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need_apt+=(postgresql-15-postgis-3)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# CLI tests: a venv for the real pre-commit (tests/precommit.rs), jsonschema and npm to validate
+# SARIF against the official 2.1.0 schema (tests/cli_check.rs).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+python3 -c 'import jsonschema' >/dev/null 2>&1 || need_apt+=(python3-jsonschema)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -15,3 +20,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+# The SARIF 2.1.0 JSON schema, as shipped in an npm package (read by tests/cli_check.rs).
+sarif_dir="$(dirname "$0")/../target/sarif-schema"
+if [ ! -f "$sarif_dir/package/lib/schemas/sarif-2.1.0-rtm.5.json" ]; then
+  mkdir -p "$sarif_dir"
+  (cd "$sarif_dir" && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null &&
+    tar xzf microsoft-jest-sarif-1.0.0-beta.0.tgz)
+fi

@@ -327,7 +327,13 @@ mod modules {
                         .unwrap_or_default()
                 })
                 .collect();
-            config.check_names(&names.iter().map(String::as_str).collect::<Vec<_>>())?;
+            // A config written for the built-in policies stays valid with any module subset.
+            let known: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .chain(crate::policies::ALL.iter().map(|e| e.name))
+                .collect();
+            config.check_names(&known)?;
             for (path, name) in paths.iter().zip(names) {
                 if !config.enabled(&name) {
                     continue;

@@ -115,7 +115,9 @@ pub fn root_tag(text: &str) -> Option<String> {
 fn next_document(text: &str, after: usize) -> Option<(usize, &str)> {
     let mut pos = 0usize;
     for (i, line) in text.split_inclusive('\n').enumerate() {
-        if i >= after && is_document_marker(line) {
+        // The error may sit on the `---` that starts the next document: resume there, but
+        // always past the first line so that parsing makes progress.
+        if i >= after.saturating_sub(1).max(1) && is_document_marker(line) {
             return Some((i, &text[pos..]));
         }
         pos += line.len();
@@ -441,19 +443,37 @@ fn is_float(text: &str) -> bool {
 }
 
 /// Field paths → lines for the documents `wanted` of a stream: `a.b[0].c` as rules write them.
-/// Documents after a syntax error are not located (their findings keep the object's line).
+/// Malformed documents are skipped as [`parse_stream`] skips them, so indices agree.
 pub fn locate_paths(text: &str, wanted: &[usize]) -> HashMap<usize, HashMap<String, usize>> {
-    let mut loc = Locator {
-        wanted,
-        out: HashMap::new(),
-        doc: 0,
-        depth_stack: Vec::new(),
-        current: None,
-    };
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        drive(text, &mut |ev, mark| loc.event(ev, mark))
-    }));
-    loc.out
+    let mut out = HashMap::new();
+    let (mut rest, mut line_offset, mut doc_offset) = (text, 0usize, 0usize);
+    loop {
+        let mut loc = Locator {
+            wanted,
+            out: HashMap::new(),
+            doc: doc_offset,
+            line_offset,
+            depth_stack: Vec::new(),
+            current: None,
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drive(rest, &mut |ev, mark| loc.event(ev, mark))
+        }));
+        out.extend(loc.out);
+        let err_line = match result {
+            Ok(Ok(())) | Err(_) => return out,
+            Ok(Err(e)) => e.marker().line().max(1),
+        };
+        doc_offset = loc.doc + 1;
+        if wanted.iter().all(|&w| w < doc_offset) {
+            return out;
+        }
+        let Some((skip, next)) = next_document(rest, err_line) else {
+            return out;
+        };
+        line_offset += skip;
+        rest = next;
+    }
 }
 
 enum LocFrame {
@@ -465,6 +485,7 @@ struct Locator<'a> {
     wanted: &'a [usize],
     out: HashMap<usize, HashMap<String, usize>>,
     doc: usize,
+    line_offset: usize,
     depth_stack: Vec<LocFrame>,
     current: Option<HashMap<String, usize>>,
 }
@@ -515,7 +536,8 @@ impl Locator<'_> {
                 let path = self.child_path(&mut is_key);
                 let path = path.unwrap_or_default();
                 if let Some(cur) = self.current.as_mut() {
-                    cur.entry(path.clone()).or_insert(mark.line());
+                    cur.entry(path.clone())
+                        .or_insert(mark.line() + self.line_offset);
                 }
                 self.depth_stack
                     .push(if matches!(ev, Event::MappingStart(..)) {
@@ -539,14 +561,14 @@ impl Locator<'_> {
                                 format!("{path}.{text}")
                             };
                             if let Some(cur) = self.current.as_mut() {
-                                cur.entry(full).or_insert(mark.line());
+                                cur.entry(full).or_insert(mark.line() + self.line_offset);
                             }
                             *key = Some(text);
                         }
                     }
                     Some(p) => {
                         if let Some(cur) = self.current.as_mut() {
-                            cur.entry(p).or_insert(mark.line());
+                            cur.entry(p).or_insert(mark.line() + self.line_offset);
                         }
                     }
                     None => {}
@@ -556,7 +578,7 @@ impl Locator<'_> {
                 let mut is_key = false;
                 if let Some(p) = self.child_path(&mut is_key) {
                     if let Some(cur) = self.current.as_mut() {
-                        cur.entry(p).or_insert(mark.line());
+                        cur.entry(p).or_insert(mark.line() + self.line_offset);
                     }
                 }
             }

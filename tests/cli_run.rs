@@ -1,0 +1,149 @@
+//! `stackguard run` end to end, as `kwctl run` is used: a module, a request (bare or inside an
+//! AdmissionReview, JSON or YAML), settings, context manifests or a recorded kwctl session.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stackguard");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn module() -> String {
+    let m = root().join("dist/run-as-non-root.wasm");
+    assert!(
+        m.exists(),
+        "{} is missing: build the modules first with `make policies`",
+        m.display()
+    );
+    m.to_string_lossy().into_owned()
+}
+
+fn data(f: &str) -> String {
+    root()
+        .join("tests/data/cli")
+        .join(f)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run stackguard");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+#[test]
+fn review_is_denied_with_the_policy_message() {
+    let m = module();
+    let (code, stdout, stderr) = run(&["run", &m, "-r", &data("review-root.json")]);
+    assert_eq!(code, 0, "deny still exits 0, as kwctl: {stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["uid"], "1299d386-525b-4032-98ae-1949f69f9cfc");
+    assert_eq!(v["allowed"], false);
+    let msg = v["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("Pod 'default/root-pod'"), "{msg}");
+    assert!(msg.contains("runs as root"), "{msg}");
+}
+
+#[test]
+fn bare_yaml_request_is_allowed() {
+    let m = module();
+    let (code, stdout, stderr) = run(&[
+        "run",
+        &m,
+        "--request-path",
+        &data("request-ok.yaml"),
+        "--settings-json",
+        "{}",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["uid"], "req-ok");
+    assert_eq!(v["allowed"], true);
+}
+
+#[test]
+fn settings_are_validated_by_the_module() {
+    let m = module();
+    let (code, _, stderr) = run(&[
+        "run",
+        &m,
+        "-r",
+        &data("request-ok.yaml"),
+        "--settings-json",
+        r#"{"bogusKey": 1}"#,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("settings rejected by the policy"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bogusKey"), "{stderr}");
+}
+
+#[test]
+fn context_manifests_and_replay_sessions_load() {
+    let m = module();
+    let (code, stdout, stderr) = run(&[
+        "run",
+        &m,
+        "-r",
+        &data("review-root.json"),
+        "--context",
+        &root().join("deploy").to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"allowed\":false"));
+
+    // This policy makes no host call: the recorded exchange is left over, and we say so.
+    let (code, stdout, stderr) = run(&[
+        "run",
+        &m,
+        "-r",
+        &data("request-ok.yaml"),
+        "--replay-host-capabilities-interactions",
+        &data("session.yml"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"allowed\":true"));
+    assert!(
+        stderr.contains("1 recorded host-capability exchange(s) were not replayed"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run(&[
+        "run",
+        &m,
+        "-r",
+        &data("request-ok.yaml"),
+        "--replay-host-capabilities-interactions",
+        &data("good.yaml"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("not a kwctl host-capabilities session"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run(&[
+        "run",
+        &m,
+        "-r",
+        &data("request-ok.yaml"),
+        "--context",
+        "nope/",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--context: nope"), "{stderr}");
+}

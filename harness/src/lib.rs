@@ -13,6 +13,8 @@ pub mod replay;
 pub mod report;
 pub mod yaml;
 
+#[cfg(feature = "deploy")]
+pub mod deploy;
 #[cfg(feature = "host")]
 pub mod guest_log;
 #[cfg(feature = "host")]

@@ -27,6 +27,15 @@ enum Command {
     /// Embed metadata.yml into a policy module (like `kwctl annotate`).
     #[cfg(feature = "host")]
     Annotate(cmd::annotate::Args),
+    /// Bring the reference stack up: on this machine (`--target local`) or a cluster (`kube`).
+    #[cfg(feature = "deploy")]
+    Deploy(cmd::deploy::Args),
+    /// Prove the stack's invariants live with real clients; prints a table of checks.
+    #[cfg(feature = "deploy")]
+    Verify(cmd::verify::Args),
+    /// Stop the stack (data kept unless --purge).
+    #[cfg(feature = "deploy")]
+    Down(cmd::down::Args),
 }
 
 fn main() {
@@ -38,6 +47,12 @@ fn main() {
         Command::Run(a) => cmd::run::main(a),
         #[cfg(feature = "host")]
         Command::Annotate(a) => cmd::annotate::main(a),
+        #[cfg(feature = "deploy")]
+        Command::Deploy(a) => cmd::deploy::main(a),
+        #[cfg(feature = "deploy")]
+        Command::Verify(a) => cmd::verify::main(a),
+        #[cfg(feature = "deploy")]
+        Command::Down(a) => cmd::down::main(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

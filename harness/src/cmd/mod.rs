@@ -3,6 +3,12 @@
 #[cfg(feature = "host")]
 pub mod annotate;
 pub mod check;
+#[cfg(feature = "deploy")]
+pub mod deploy;
+#[cfg(feature = "deploy")]
+pub mod down;
 pub mod playground;
 #[cfg(feature = "host")]
 pub mod run;
+#[cfg(feature = "deploy")]
+pub mod verify;

@@ -1,0 +1,354 @@
+//! The reference stack in `deploy/`, checked without a cluster: it loads as `stackguard deploy`
+//! loads it, every policy accepts every object under the settings of `deploy/kubewarden/`, the
+//! ClusterAdmissionPolicies match the policies' metadata, no secret value is committed, and the
+//! manifests validate against the official Kubernetes schemas (the real `kubernetes-validate`).
+
+use serde_json::Value;
+use stackguard::context::ObjectStore;
+use stackguard::deploy::secrets::SecretSpec;
+use stackguard::deploy::stack::{Manifest, Stack, read_objects};
+use stackguard::metadata::{ContextAwareResource, Metadata, Rule};
+use stackguard::policies;
+use stackguard_common::request::Operation;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn deploy_dir() -> PathBuf {
+    root().join("deploy")
+}
+
+/// Every YAML file under `deploy/`, sorted.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(yaml_files(&p));
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn stack() -> Stack {
+    Stack::load(&deploy_dir().join("stack"), None).expect("deploy/stack loads")
+}
+
+fn policy_objects() -> Vec<Manifest> {
+    let mut v = Vec::new();
+    for f in yaml_files(&deploy_dir().join("kubewarden")) {
+        v.extend(
+            read_objects(&f)
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.kind() == "ClusterAdmissionPolicy"),
+        );
+    }
+    v
+}
+
+#[test]
+fn the_stack_loads_in_one_namespace_with_every_component() {
+    let s = stack();
+    assert_eq!(s.namespace(), Some("sos-data"));
+    for m in &s.objects {
+        if m.kind() != "Namespace" {
+            assert_eq!(m.namespace(), "sos-data", "{} ({})", m.id(), m.source);
+        }
+    }
+    for (kind, name) in [
+        ("StatefulSet", "postgres"),
+        ("StatefulSet", "timescaledb"),
+        ("StatefulSet", "mongodb"),
+        ("StatefulSet", "redis-cache"),
+        ("Deployment", "redis-pubsub"),
+        ("Job", "mongodb-init-replicaset"),
+        ("PodDisruptionBudget", "postgres"),
+        ("NetworkPolicy", "redis-pubsub-clients"),
+        ("Service", "postgres-headless"),
+        ("Service", "postgres"),
+    ] {
+        assert!(s.find(kind, name).is_some(), "missing {kind} {name}");
+    }
+    // What the local target reads.
+    let init = s.config_map("postgres-init").unwrap();
+    assert!(init.keys().any(|k| k.ends_with(".sql")));
+    let sql: String = init.values().cloned().collect();
+    for db in [
+        "sos_app_auth",
+        "sos_app_users",
+        "sos_app_emergency",
+        "sos_app_medical",
+        "sos_app_devices",
+    ] {
+        assert!(sql.contains(&format!("CREATE DATABASE {db} ")), "{db}");
+    }
+    assert!(
+        s.config_value("redis-pubsub-config", "redis.conf")
+            .unwrap()
+            .contains("maxmemory-policy noeviction")
+    );
+    // The namespace override moves everything, templates included.
+    let mut moved = stack();
+    moved.set_namespace("elsewhere");
+    assert_eq!(moved.namespace(), Some("elsewhere"));
+    assert!(
+        moved
+            .secret_templates
+            .iter()
+            .all(|t| t.namespace() == "elsewhere")
+    );
+}
+
+#[test]
+fn overlays_that_need_kustomize_are_refused_with_the_command_to_render_them() {
+    let e = Stack::load(&deploy_dir().join("overlays/ha-postgres"), None).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("patches") && msg.contains("kubectl kustomize"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn no_secret_value_is_committed_and_templates_generate_every_referenced_key() {
+    let s = stack();
+    let specs: Vec<SecretSpec> = s
+        .secret_templates
+        .iter()
+        .map(|t| SecretSpec::from_template(t).unwrap())
+        .collect();
+    // Every secretKeyRef and secret volume of the stack is covered by a template.
+    let mut referenced: BTreeSet<(String, String)> = BTreeSet::new();
+    fn walk(v: &Value, out: &mut BTreeSet<(String, String)>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(r) = m.get("secretKeyRef") {
+                    out.insert((
+                        r["name"].as_str().unwrap_or("").into(),
+                        r["key"].as_str().unwrap_or("").into(),
+                    ));
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    for m in &s.objects {
+        walk(&m.object, &mut referenced);
+    }
+    assert!(!referenced.is_empty());
+    for (name, key) in &referenced {
+        let spec = specs
+            .iter()
+            .find(|sp| &sp.name == name)
+            .unwrap_or_else(|| panic!("Secret {name} has no template"));
+        assert!(
+            spec.keys().any(|k| k == key),
+            "Secret {name}: key {key} is never generated"
+        );
+    }
+    // Anywhere under deploy/: Secrets carry no data, only non-secret user names.
+    for f in yaml_files(&deploy_dir()) {
+        for m in read_objects(&f).unwrap() {
+            if m.kind() != "Secret" {
+                continue;
+            }
+            assert!(
+                m.object.get("data").is_none(),
+                "{}: Secret with data",
+                m.source
+            );
+            if let Some(sd) = m.object.get("stringData").and_then(Value::as_object) {
+                for k in sd.keys() {
+                    assert!(k.ends_with("username"), "{}: stringData.{k}", m.source);
+                }
+            }
+            SecretSpec::from_template(&m).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_cluster_admission_policy_per_policy_matching_its_metadata() {
+    let caps = policy_objects();
+    let names: BTreeSet<&str> = caps.iter().map(|m| m.name()).collect();
+    let expected: BTreeSet<&str> = [
+        "run-as-non-root",
+        "resource-limits",
+        "pod-anti-affinity",
+        "no-plaintext-secrets",
+        "postgres-extensions",
+        "redis-pubsub-noeviction",
+    ]
+    .into();
+    assert_eq!(names, expected);
+    for cap in &caps {
+        let name = cap.name();
+        let spec = &cap.object["spec"];
+        assert_eq!(
+            spec["module"],
+            format!("registry://ghcr.io/stackguard/policies/{name}:v0.1.0")
+        );
+        assert_eq!(spec["mode"], "protect", "{name}");
+        assert_eq!(spec["backgroundAudit"], true, "{name}");
+        assert_eq!(spec["mutating"], false, "{name}");
+        let excluded = &spec["namespaceSelector"]["matchExpressions"][0];
+        assert_eq!(excluded["operator"], "NotIn", "{name}");
+        assert!(
+            excluded["values"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("kube-system")),
+            "{name}"
+        );
+        let entry =
+            policies::find(name).unwrap_or_else(|| panic!("{name}: not a stackguard policy"));
+        let meta = Metadata::from_yaml(entry.metadata_yml, name).unwrap();
+        let rules: Vec<Rule> = serde_json::from_value(spec["rules"].clone()).unwrap();
+        assert_eq!(rules, meta.rules, "{name}: rules differ from metadata.yml");
+        let ctx: BTreeSet<ContextAwareResource> = serde_json::from_value(
+            spec.get("contextAwareResources")
+                .cloned()
+                .unwrap_or(Value::Array(vec![])),
+        )
+        .unwrap();
+        assert_eq!(
+            ctx, meta.context_aware_resources,
+            "{name}: contextAwareResources"
+        );
+        let settings = serde_json::to_string(&spec["settings"]).unwrap();
+        if let Err(e) = (entry.prepare)(Some(&settings)) {
+            panic!(
+                "{name}: the policy rejects the settings of {}: {e}",
+                cap.source
+            );
+        }
+    }
+}
+
+/// `stackguard check deploy/` in miniature: every object of the stack (and of the HA overlay's
+/// own files) is accepted by every policy under the cluster's settings, with the stack as
+/// cluster state for context-aware rules.
+#[test]
+fn every_policy_accepts_the_stack() {
+    let mut objects: Vec<Manifest> = stack().objects;
+    objects.extend(stack().secret_templates);
+    for f in yaml_files(&deploy_dir().join("overlays")) {
+        objects.extend(
+            read_objects(&f)
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.kind() != "Kustomization" && m.object.get("$patch").is_none()),
+        );
+    }
+    let mut store = ObjectStore::new();
+    for m in &objects {
+        store.insert(m.object.clone());
+    }
+    let mut failures = Vec::new();
+    for cap in policy_objects() {
+        let entry = policies::find(cap.name()).unwrap();
+        let settings = serde_json::to_string(&cap.object["spec"]["settings"]).unwrap();
+        let policy = (entry.prepare)(Some(&settings)).unwrap();
+        for m in &objects {
+            let r = policies::respond_object(policy.as_ref(), &m.object, Operation::Create, &store);
+            if !r.accepted {
+                failures.push(format!(
+                    "{} rejects {} ({}): {}",
+                    cap.name(),
+                    m.id(),
+                    m.source,
+                    r.message.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// Kinds whose schemas are not part of Kubernetes: validated by their operators' CRDs only.
+const CRD_KINDS: &[(&str, &str)] = &[
+    ("postgresql.cnpg.io/v1", "Cluster"),
+    ("policies.kubewarden.io/v1", "ClusterAdmissionPolicy"),
+];
+
+fn validator() -> PathBuf {
+    let venv = root().join("target/kubernetes-validate-venv");
+    let bin = venv.join("bin/kubernetes-validate");
+    if !bin.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "kubernetes-validate"])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "could not install kubernetes-validate (pip) into {}",
+            venv.display()
+        );
+    }
+    bin
+}
+
+#[test]
+fn manifests_validate_against_the_official_kubernetes_schemas() {
+    let out_dir = root().join("target/tmp/deploy-schemas");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for f in yaml_files(&deploy_dir()) {
+        for (i, m) in read_objects(&f).unwrap().into_iter().enumerate() {
+            let crd = CRD_KINDS.contains(&(m.api_version(), m.kind()));
+            if m.kind() == "Kustomization" || crd || m.object.get("$patch").is_some() {
+                let why = match () {
+                    _ if crd => {
+                        "custom resource: no offline schema, its operator's CRD validates it"
+                    }
+                    _ if m.kind() == "Kustomization" => {
+                        "kustomize configuration, not an API object"
+                    }
+                    _ => "kustomize delete patch, not an object",
+                };
+                skipped.push(format!("{} {}: {why}", m.source, m.id()));
+                continue;
+            }
+            let rel = f
+                .strip_prefix(deploy_dir())
+                .unwrap()
+                .to_string_lossy()
+                .replace('/', "__");
+            let p = out_dir.join(format!("{rel}.{i}.json"));
+            std::fs::write(&p, serde_json::to_vec_pretty(&m.object).unwrap()).unwrap();
+            files.push(p);
+        }
+    }
+    assert!(files.len() > 20, "only {} objects found", files.len());
+    println!("skipped (explicitly):\n  {}", skipped.join("\n  "));
+    let out = Command::new(validator())
+        .args(["--strict", "--kubernetes-version", "1.33.0", "--no-warn"])
+        .args(&files)
+        .output()
+        .expect("running kubernetes-validate");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubernetes-validate failed:\n{text}");
+    assert_eq!(
+        text.matches("passed for resource").count(),
+        files.len(),
+        "every object must be validated:\n{text}"
+    );
+}

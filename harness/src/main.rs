@@ -24,6 +24,9 @@ enum Command {
     /// Evaluate one admission request with a waPC policy module (like `kwctl run`).
     #[cfg(feature = "host")]
     Run(cmd::run::Args),
+    /// Evaluations per second and mean/p50/p99 latency of each policy (native or module).
+    #[cfg(feature = "host")]
+    Bench(cmd::bench::Args),
     /// Embed metadata.yml into a policy module (like `kwctl annotate`).
     #[cfg(feature = "host")]
     Annotate(cmd::annotate::Args),
@@ -45,6 +48,8 @@ fn main() {
         Command::Playground(a) => cmd::playground::main(a),
         #[cfg(feature = "host")]
         Command::Run(a) => cmd::run::main(a),
+        #[cfg(feature = "host")]
+        Command::Bench(a) => cmd::bench::main(a),
         #[cfg(feature = "host")]
         Command::Annotate(a) => cmd::annotate::main(a),
         #[cfg(feature = "deploy")]

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "host")]
 pub mod annotate;
+#[cfg(feature = "host")]
+pub mod bench;
 pub mod check;
 #[cfg(feature = "deploy")]
 pub mod deploy;

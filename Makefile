@@ -6,7 +6,7 @@ CARGO ?= cargo
 WASM_DIR := target/wasm32-wasip1/wasm
 STACKGUARD := target/release/stackguard
 
-.PHONY: demo setup policies test stackguard clean
+.PHONY: demo setup policies playground test stackguard clean
 
 # The main job: check the bundled reference stack (clean) and a broken example (findings).
 demo: stackguard
@@ -30,11 +30,16 @@ policies: stackguard
 	  printf '%-26s %8d bytes\n' "dist/$$p.wasm" $$(stat -c %s dist/$$p.wasm); \
 	done
 
+# The browser playground: harness/playground/web/ (open index.html, or `stackguard playground`).
+playground:
+	bash harness/playground/build.sh
+
 setup:
 	bash tests/setup.sh
 
-test: setup policies
+test: setup policies playground
 	$(CARGO) test --workspace --release
+	bash tests/playground.sh
 
 clean:
 	rm -rf dist

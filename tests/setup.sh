@@ -7,6 +7,9 @@ need_apt=()
 command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need_apt+=(postgresql-15)
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need_apt+=(postgresql-15-postgis-3)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The playground's browser test (tests/playground.sh): Debian's chromium, never a downloaded one.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # CLI tests: a venv for the real pre-commit (tests/precommit.rs), jsonschema and npm to validate
 # SARIF against the official 2.1.0 schema (tests/cli_check.rs).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
@@ -20,6 +23,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+# The playground (make playground): wasm32-unknown-unknown, wasm-bindgen-cli matching the
+# wasm-bindgen crate (no --locked: a locked dependency is missing from the registry mirror), and
+# playwright-core for the browser test.
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+[ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen 0.2.130" ] || cargo install wasm-bindgen-cli --version 0.2.130
+[ -d "$(dirname "$0")/../harness/playground/node_modules/playwright-core" ] ||
+  (cd "$(dirname "$0")/../harness/playground" && npm install --no-audit --no-fund --loglevel=error)
 
 # The SARIF 2.1.0 JSON schema, as shipped in an npm package (read by tests/cli_check.rs).
 sarif_dir="$(dirname "$0")/../target/sarif-schema"

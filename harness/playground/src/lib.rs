@@ -85,8 +85,12 @@ pub fn policy_list() -> Value {
     Value::Array(list)
 }
 
-fn default_settings(_entry: &policies::Entry) -> Value {
-    json!({})
+/// A policy's settings with every default filled in, as its own settings type writes them.
+fn default_settings(entry: &policies::Entry) -> Value {
+    match (entry.prepare)(None) {
+        Ok(p) => p.settings(),
+        Err(_) => json!({}),
+    }
 }
 
 /// JavaScript: `check(yaml, settingsJson, name?)`. See [`check_text`].
@@ -121,22 +125,31 @@ mod tests {
         serde_json::from_str(&check_text(text.to_string(), config, None).unwrap()).unwrap()
     }
 
+    fn policies_reporting(r: &Value) -> Vec<&str> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["policy"].as_str().unwrap())
+            .collect()
+    }
+
     #[test]
     fn findings_name_the_playground_input() {
         let r = report(ROOT_POD, "");
-        let f = &r["findings"][0];
+        let f = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                f["policy"] == "run-as-non-root"
+                    && f["message"].as_str().unwrap().contains("privileged")
+            })
+            .unwrap_or_else(|| panic!("{r}"));
         assert_eq!(f["file"], INPUT_NAME);
-        assert_eq!(f["policy"], "run-as-non-root");
         assert_eq!(f["kind"], "Pod");
+        assert_eq!(f["path"], "spec.containers[0].securityContext.privileged");
         assert_eq!(r["summary"]["rejected"], 1);
-        assert!(
-            r["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|f| f["message"].as_str().unwrap().contains("privileged")),
-            "{r}"
-        );
     }
 
     #[test]
@@ -145,7 +158,11 @@ mod tests {
             ROOT_POD,
             r#"{"policies": {"run-as-non-root": {"enabled": false}}}"#,
         );
-        assert_eq!(off["summary"]["findings"], 0);
+        assert!(
+            !policies_reporting(&off).contains(&"run-as-non-root"),
+            "{off}"
+        );
+        assert!(policies_reporting(&report(ROOT_POD, "")).contains(&"run-as-non-root"));
         let e = check_text(
             ROOT_POD.to_string(),
             r#"{"policies": {"run-as-non-root": {"settings": {"bogus": 1}}}}"#,
@@ -187,6 +204,14 @@ mod tests {
             .collect();
         let all: Vec<&str> = policies::ALL.iter().map(|e| e.name).collect();
         assert_eq!(names, all);
-        assert!(list[0]["description"].as_str().unwrap().len() > 10);
+        for p in list.as_array().unwrap() {
+            assert!(p["description"].as_str().unwrap().len() > 10, "{p}");
+            // The defaults are complete settings that the policy accepts as they are.
+            let defaults = &p["defaults"];
+            assert!(defaults.as_object().is_some_and(|d| !d.is_empty()), "{p}");
+            let entry = policies::find(p["name"].as_str().unwrap()).unwrap();
+            let again = (entry.prepare)(Some(&defaults.to_string())).unwrap();
+            assert_eq!(&again.settings(), defaults);
+        }
     }
 }

@@ -3,10 +3,12 @@
 
 use crate::request::{Operation, Request, ValidationPayload};
 use crate::{ClusterContext, ObjectRef, Verdict};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Policy settings: camelCase JSON, unknown keys rejected by serde, values checked by `validate`.
-pub trait Settings: DeserializeOwned + Default {
+/// Serialisable so that tools can show them (the playground prefills each policy's defaults).
+pub trait Settings: DeserializeOwned + Serialize + Default {
     /// Reject impossible values with a message naming the setting.
     fn validate(&self) -> Result<(), String> {
         Ok(())
@@ -141,6 +143,8 @@ pub trait Prepared: Send + Sync {
     /// when the policy does not apply to the request.
     fn evaluate(&self, req: &Request<'_>, ctx: &dyn ClusterContext)
     -> (Verdict, Option<ObjectRef>);
+    /// The settings in effect, as JSON (with every default filled in).
+    fn settings(&self) -> serde_json::Value;
 }
 
 struct PreparedPolicy<P: Policy> {
@@ -164,6 +168,9 @@ where
         ctx: &dyn ClusterContext,
     ) -> (Verdict, Option<ObjectRef>) {
         evaluate::<P>(Some(req), &self.settings, ctx)
+    }
+    fn settings(&self) -> serde_json::Value {
+        serde_json::to_value(&self.settings).unwrap_or(serde_json::Value::Null)
     }
 }
 

@@ -15,7 +15,7 @@
 //! nano-unit is rounded up (away from zero) to the next nano-unit, and magnitudes above
 //! 2^63-1 are capped there. So `500m` = `0.5`, `1e9` = `1G` ≠ `1Gi`.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// Nano-units per unit.
@@ -207,6 +207,13 @@ impl Spelled {
 impl fmt::Display for Spelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// Written back as spelled (settings shown to users, e.g. the playground's defaults).
+impl Serialize for Spelled {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
     }
 }
 

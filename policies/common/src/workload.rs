@@ -7,7 +7,7 @@
 use crate::Verdict;
 use crate::de::{IntOrString, null_default};
 use crate::request::{Metadata, Request};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Every kind that carries a pod template.
@@ -469,8 +469,8 @@ pub struct TopologySpreadConstraint {
     pub match_label_keys: Vec<String>,
 }
 
-/// `metav1.LabelSelector`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// `metav1.LabelSelector` (serialisable: policy settings embed it).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     #[serde(default, deserialize_with = "null_default")]
@@ -479,7 +479,7 @@ pub struct LabelSelector {
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub struct LabelSelectorRequirement {
     #[serde(default, deserialize_with = "null_default")]
     pub key: String,

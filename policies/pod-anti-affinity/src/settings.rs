@@ -1,9 +1,9 @@
 //! Settings of `pod-anti-affinity` (reference: the policy README).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stackguard_common::Settings as SettingsTrait;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
     /// Workloads with at least this many replicas must spread (unset `replicas` means 1).

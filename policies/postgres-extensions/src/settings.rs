@@ -1,6 +1,6 @@
 //! Settings of `postgres-extensions` (reference: the policy README).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stackguard_common::Settings as SettingsTrait;
 use stackguard_common::selector::Selector;
 use stackguard_common::workload::LabelSelector;
@@ -38,7 +38,7 @@ pub fn default_extension_images() -> BTreeMap<String, Vec<String>> {
     .collect()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
     /// Extensions the init scripts must create (in some database).

@@ -1,6 +1,6 @@
 //! Settings of `redis-pubsub-noeviction` (reference: the policy README).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stackguard_common::Settings as SettingsTrait;
 use stackguard_common::selector::Selector;
 use stackguard_common::workload::LabelSelector;
@@ -8,7 +8,7 @@ use stackguard_common::workload::LabelSelector;
 /// The label that marks pub/sub instances by default.
 pub const DEFAULT_ROLE_LABEL: (&str, &str) = ("stackguard.io/redis-role", "pubsub");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
     /// Label selector of the pub/sub instances (workloads and ConfigMaps).

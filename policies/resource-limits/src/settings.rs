@@ -1,11 +1,11 @@
 //! Settings of `resource-limits` (reference: the policy README).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stackguard_common::Settings as SettingsTrait;
 use stackguard_common::glob;
 use stackguard_common::quantity::Spelled;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
     pub require_cpu_request: bool,
@@ -35,7 +35,7 @@ impl Default for Settings {
 }
 
 /// `cpu` and `memory` quantities, either optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bounds {
     pub cpu: Option<Spelled>,

@@ -1,10 +1,10 @@
 //! Settings of `run-as-non-root` (reference: the policy README).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stackguard_common::Settings as SettingsTrait;
 use stackguard_common::glob;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
     /// Insist on `runAsNonRoot: true` itself, as Pod Security Standards `restricted` does.

@@ -235,9 +235,38 @@ fn a_cluster_admission_policy_per_policy_matching_its_metadata() {
     }
 }
 
+/// Every rejection of `objects` by the six policies under the settings of
+/// `deploy/kubewarden/`, with `objects` as cluster state for context-aware rules.
+fn rejections(objects: &[Manifest]) -> Vec<(String, String)> {
+    let mut store = ObjectStore::new();
+    for m in objects {
+        store.insert(m.object.clone());
+    }
+    let mut out = Vec::new();
+    for cap in policy_objects() {
+        let entry = policies::find(cap.name()).unwrap();
+        let settings = serde_json::to_string(&cap.object["spec"]["settings"]).unwrap();
+        let policy = (entry.prepare)(Some(&settings)).unwrap();
+        for m in objects {
+            let r = policies::respond_object(policy.as_ref(), &m.object, Operation::Create, &store);
+            if !r.accepted {
+                out.push((
+                    cap.name().to_string(),
+                    format!(
+                        "{} ({}): {}",
+                        m.id(),
+                        m.source,
+                        r.message.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// `stackguard check deploy/` in miniature: every object of the stack (and of the HA overlay's
-/// own files) is accepted by every policy under the cluster's settings, with the stack as
-/// cluster state for context-aware rules.
+/// own files) is accepted by every policy under the cluster's settings.
 #[test]
 fn every_policy_accepts_the_stack() {
     let mut objects: Vec<Manifest> = stack().objects;
@@ -250,29 +279,30 @@ fn every_policy_accepts_the_stack() {
                 .filter(|m| m.kind() != "Kustomization" && m.object.get("$patch").is_none()),
         );
     }
-    let mut store = ObjectStore::new();
-    for m in &objects {
-        store.insert(m.object.clone());
-    }
-    let mut failures = Vec::new();
-    for cap in policy_objects() {
-        let entry = policies::find(cap.name()).unwrap();
-        let settings = serde_json::to_string(&cap.object["spec"]["settings"]).unwrap();
-        let policy = (entry.prepare)(Some(&settings)).unwrap();
-        for m in &objects {
-            let r = policies::respond_object(policy.as_ref(), &m.object, Operation::Create, &store);
-            if !r.accepted {
-                failures.push(format!(
-                    "{} rejects {} ({}): {}",
-                    cap.name(),
-                    m.id(),
-                    m.source,
-                    r.message.unwrap_or_default()
-                ));
-            }
-        }
-    }
+    let failures: Vec<String> = rejections(&objects)
+        .into_iter()
+        .map(|(p, what)| format!("{p} rejects {what}"))
+        .collect();
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// The control: under the very same settings, the broken stack of `fixtures/broken-stack`
+/// is rejected by every one of the six policies.
+#[test]
+fn the_same_settings_reject_the_broken_stack() {
+    let mut objects = Vec::new();
+    for f in yaml_files(&root().join("fixtures/broken-stack")) {
+        objects.extend(read_objects(&f).unwrap());
+    }
+    let found: BTreeSet<String> = rejections(&objects).into_iter().map(|(p, _)| p).collect();
+    let all: BTreeSet<String> = policy_objects()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    assert_eq!(
+        found, all,
+        "policies that found nothing in the broken stack"
+    );
 }
 
 /// Kinds whose schemas are not part of Kubernetes: validated by their operators' CRDs only.

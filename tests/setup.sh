@@ -39,3 +39,11 @@ if [ ! -f "$sarif_dir/package/lib/schemas/sarif-2.1.0-rtm.5.json" ]; then
   (cd "$sarif_dir" && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null &&
     tar xzf microsoft-jest-sarif-1.0.0-beta.0.tgz)
 fi
+
+# The official Kubernetes schemas, checked by the real kubernetes-validate from PyPI
+# (tests/deploy_manifests.rs validates deploy/ with it).
+kv_venv="$(dirname "$0")/../target/kubernetes-validate-venv"
+if [ ! -x "$kv_venv/bin/kubernetes-validate" ]; then
+  python3 -m venv "$kv_venv"
+  "$kv_venv/bin/pip" install -q kubernetes-validate
+fi

@@ -110,7 +110,7 @@ fn hook_fails_a_bad_manifest_and_passes_the_fixed_one() {
     );
     std::fs::write(work.join("app.yaml"), fixed).unwrap();
     git(&work, &["add", "."]);
-    let (ok, out) = try_repo("cached");
+    let (ok, out) = try_repo("second run: cached when the clone is clean");
     assert!(ok, "the fixed manifest must pass:\n{out}");
     assert!(out.contains("Passed"), "{out}");
 }

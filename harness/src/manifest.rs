@@ -100,7 +100,7 @@ pub struct Parsed {
 }
 
 /// Expand paths into the inputs to read: files as given, directories recursively (hidden
-/// entries skipped), `-` for stdin. Paths matching an `exclude` glob are skipped.
+/// entries and `target`/`node_modules` directories skipped), `-` for stdin. Paths matching an `exclude` glob are skipped.
 pub fn discover(paths: &[PathBuf], exclude: &[String]) -> (Vec<Input>, Vec<InputError>) {
     let mut inputs = Vec::new();
     let mut errors = Vec::new();
@@ -179,14 +179,16 @@ fn walk(dir: &Path, exclude: &[String], inputs: &mut Vec<Input>, errors: &mut Ve
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for p in paths {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
             continue;
         }
-        if p.is_dir() {
+        let is_dir = p.is_dir();
+        // Build output and package caches hold JSON/YAML that is never a manifest.
+        if is_dir && matches!(name, "target" | "node_modules") {
+            continue;
+        }
+        if is_dir {
             walk(&p, exclude, inputs, errors);
         } else if is_manifest_name(&p) && !excluded(&p, exclude) {
             inputs.push(Input::File(p));
@@ -236,7 +238,7 @@ pub fn source(input: &Input, text: String) -> SourceFile {
 /// Decode UTF-8 (BOM optional) or UTF-16 with a BOM.
 pub fn decode(bytes: &[u8]) -> Result<String, (Option<usize>, String)> {
     let utf16 = |b: &[u8], be: bool| -> Result<String, (Option<usize>, String)> {
-        if b.len() % 2 != 0 {
+        if !b.len().is_multiple_of(2) {
             return Err((
                 None,
                 "truncated UTF-16 text (odd number of bytes)".to_string(),

@@ -326,14 +326,14 @@ fn key_string(v: Value) -> String {
 
 /// Resolve a scalar the way go-yaml v2 (and so `kubectl`) does.
 fn resolve(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
-    if let Some(tag) = tag {
-        if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" {
-            match tag.suffix.as_str() {
-                "str" | "binary" | "timestamp" => return Value::String(text),
-                "null" => return Value::Null,
-                _ => return resolve_plain(text),
-            }
-        }
+    if let Some(tag) = tag
+        && (tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:")
+    {
+        return match tag.suffix.as_str() {
+            "str" | "binary" | "timestamp" => Value::String(text),
+            "null" => Value::Null,
+            _ => resolve_plain(text),
+        };
     }
     if style != TScalarStyle::Plain {
         return Value::String(text);
@@ -359,15 +359,14 @@ fn resolve_plain(text: String) -> Value {
     if let Some(n) = parse_int(&text) {
         return Value::Number(n);
     }
-    if is_float(&text) {
-        if let Some(n) = text
+    if is_float(&text)
+        && let Some(n) = text
             .replace('_', "")
             .parse::<f64>()
             .ok()
             .and_then(Number::from_f64)
-        {
-            return Value::Number(n);
-        }
+    {
+        return Value::Number(n);
     }
     Value::String(text)
 }
@@ -526,10 +525,8 @@ impl Locator<'_> {
                     return Flow::Stop;
                 }
             }
-            Event::DocumentStart => {
-                if self.wanted.contains(&self.doc) {
-                    self.current = Some(HashMap::new());
-                }
+            Event::DocumentStart if self.wanted.contains(&self.doc) => {
+                self.current = Some(HashMap::new());
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let mut is_key = false;
@@ -576,10 +573,10 @@ impl Locator<'_> {
             }
             Event::Alias(_) => {
                 let mut is_key = false;
-                if let Some(p) = self.child_path(&mut is_key) {
-                    if let Some(cur) = self.current.as_mut() {
-                        cur.entry(p).or_insert(mark.line() + self.line_offset);
-                    }
+                if let Some(p) = self.child_path(&mut is_key)
+                    && let Some(cur) = self.current.as_mut()
+                {
+                    cur.entry(p).or_insert(mark.line() + self.line_offset);
                 }
             }
             _ => {}

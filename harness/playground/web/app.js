@@ -289,10 +289,9 @@
           el('span', { class: 'policy', text: f.policy }),
           ' ',
           f.path ? el('code', { class: 'path', text: f.path }) : null,
-          f.path ? ' ' : null,
-          el('span', { class: 'message', text: f.message }),
           ' ',
           jumpLink(f.line, 1, `line ${f.line}`),
+          el('span', { class: 'message', text: f.message }),
         ),
       );
       items.push(
@@ -345,8 +344,15 @@
     $('cursor').textContent = `Ln ${line}, Col ${pos - start + 1}`;
   }
 
+  // Reading `editor.value` copies the whole text: on large input do it once per pause, not per key.
+  let cursorTimer = null;
+  function showCursorSoon() {
+    clearTimeout(cursorTimer);
+    cursorTimer = setTimeout(showCursor, editor.textLength > 100000 ? 250 : 0);
+  }
+
   function showSize() {
-    const n = editor.value.length;
+    const n = editor.textLength;
     $('size').textContent = n > 4096 ? `${(n / 1024).toFixed(0)} KiB` : `${n} chars`;
   }
 
@@ -384,7 +390,7 @@
     showSize();
     schedule();
   });
-  for (const ev of ['keyup', 'click', 'select']) editor.addEventListener(ev, showCursor);
+  for (const ev of ['keyup', 'click', 'select']) editor.addEventListener(ev, showCursorSoon);
   // Tab indents with two spaces instead of leaving the editor.
   editor.addEventListener('keydown', (ev) => {
     if (ev.key === 'Tab' && !ev.shiftKey && !ev.ctrlKey && !ev.altKey && !ev.metaKey) {

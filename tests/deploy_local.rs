@@ -58,6 +58,21 @@ fn secret_values(state: &Path) -> Vec<String> {
     v
 }
 
+/// Local addresses (hex, as in /proc/net/tcp*) of the sockets listening on `port`.
+fn listeners(port: u16) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 3 && f[3] == "0A" && f[1].ends_with(&format!(":{port:04X}")) {
+                out.push(f[1].to_string());
+            }
+        }
+    }
+    out
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -97,6 +112,14 @@ fn deploy_verify_redeploy_down_keeps_data_and_purges() {
     for (c, pid) in COMPONENTS.iter().zip(&pids) {
         let uids = process_uids(*pid).unwrap();
         assert!(!uids.contains(&0), "{c} runs as root: {uids:?}");
+    }
+    for (c, port) in &st.ports {
+        let l = listeners(*port);
+        assert!(!l.is_empty(), "{c}: nothing listens on {port}");
+        assert!(
+            l.iter().all(|a| a.starts_with("0100007F:")),
+            "{c} listens beyond 127.0.0.1: {l:?}"
+        );
     }
     let dmode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
     assert_eq!(dmode, 0o700);

@@ -18,8 +18,8 @@ const SENSITIVE_WORDS: &[&str] = &[
     "credential",
     "credentials",
     "privatekey",
-    "auth",
     "authtoken",
+    "pass",
 ];
 
 /// Word pairs that are sensitive together (`API_KEY`, `PRIVATE_KEY`, …).
@@ -30,6 +30,11 @@ const SENSITIVE_PAIRS: &[(&str, &str)] = &[
     ("signing", "key"),
     ("master", "key"),
     ("client", "secret"),
+    // `auth` alone is too often a name part (`sos_app_auth`); these are credentials.
+    ("redis", "auth"),
+    ("rediscli", "auth"),
+    ("basic", "auth"),
+    ("http", "auth"),
 ];
 
 /// Suffixes of single words that carry a password (`PGPASSWORD`, `dbpassword`, `clientsecret`).
@@ -487,6 +492,8 @@ mod tests {
             "DB_CREDENTIALS",
             "MYSQL_PWD",
             "client_secret",
+            "DB_PASS",
+            "REDISCLI_AUTH",
         ] {
             assert!(is_sensitive_name(n), "{n} should be sensitive");
         }
@@ -503,6 +510,8 @@ mod tests {
             "USERNAME",
             "CACHE_KEY",
             "PASSWORD_POLICY",
+            "sos_app_auth",
+            "PASS_THROUGH_HEADERS",
         ] {
             assert!(!is_sensitive_name(n), "{n} should not be sensitive");
         }

@@ -311,12 +311,24 @@ pub fn parse(src: &str) -> Vec<Command> {
     if !cur.words.is_empty() || !cur.assignments.is_empty() || !cur.heredocs.is_empty() {
         commands.push(cur);
     }
-    // Keywords of compound commands are not programs: drop them so `then psql …` is `psql …`.
+    // Keywords of compound commands and `exec` are not programs: `then exec psql …` is `psql …`.
     for c in &mut commands {
         while c.words.first().is_some_and(|w| {
             matches!(
                 w.text.as_str(),
-                "then" | "else" | "do" | "if" | "elif" | "while" | "until" | "!" | "{" | "}"
+                "then"
+                    | "else"
+                    | "do"
+                    | "if"
+                    | "elif"
+                    | "while"
+                    | "until"
+                    | "!"
+                    | "{"
+                    | "}"
+                    | "exec"
+                    | "nohup"
+                    | "time"
             )
         }) {
             c.words.remove(0);

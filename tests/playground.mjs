@@ -380,6 +380,20 @@ try {
   await page.screenshot({ path: path.join(out, 'reference-stack.png') });
   step(`reference stack: ${JSON.stringify(measured.referenceStack)}`);
 
+  // The fixtures menu: a rejected fixture of every policy, each equal to the CLI.
+  const fixtureIds = examples.filter((e) => e.group).map((e) => e.id);
+  const perPolicy = [...new Map(examples.filter((e) => e.group).map((e) => [e.group, e.id])).values()];
+  for (const id of perPolicy) {
+    before = await checksSoFar(page);
+    await page.selectOption('#fixtures', id);
+    await waitForCheck(page, before);
+    const got = await page.evaluate(() => window.stackguardPlayground.state.report);
+    const text = await page.inputValue('#editor');
+    assert.deepEqual(got, compareText(`fixture ${id} in the page`, text));
+    assert.ok(got.summary.rejected > 0, `${id}: a rejected fixture shows no finding`);
+  }
+  step(`fixtures menu: ${fixtureIds.length} rejected fixtures; one per policy (${perPolicy.length}) checked in the page`);
+
   // Large input: the biggest corpus file. Typing is debounced (no check per keystroke).
   if (biggest) {
     const big = fs.readFileSync(biggest, 'utf8');

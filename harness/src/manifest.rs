@@ -379,12 +379,17 @@ fn parse_json(text: &str, name: &str, errors: &mut Vec<InputError>) -> Vec<yaml:
     docs
 }
 
-/// serde_json's message without its " at line L column C" tail (the line is reported apart).
+/// serde_json's message without its " at line L column C" tail (the line is reported apart),
+/// with the column as the YAML reader gives it: `… (column C)`.
 fn json_reason(e: &serde_json::Error) -> String {
     let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
+    let reason = match text.rfind(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    match e.column() {
+        0 => reason.to_string(),
+        c => format!("{reason} (column {c})"),
     }
 }
 

@@ -210,6 +210,14 @@ mod tests {
             serde_json::from_str(&check_text(json.into(), "", Some("./a/b.json")).unwrap())
                 .unwrap();
         assert_eq!(r["findings"][0]["file"], "a/b.json");
+        let bad: Value =
+            serde_json::from_str(&check_text("{\"a\": }".into(), "", Some("x.json")).unwrap())
+                .unwrap();
+        let message = bad["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("invalid JSON") && message.ends_with("(column 7)"),
+            "{bad}"
+        );
         // Typed text is sniffed like stdin.
         assert!(report(json, "")["summary"]["findings"].as_u64().unwrap() > 0);
     }

@@ -16,6 +16,7 @@
     lastRenderMs: 0,
     checks: 0,
     timer: null,
+    broken: false,
     engine: '',
   };
 
@@ -182,6 +183,7 @@
 
   function runCheck() {
     clearTimeout(state.timer);
+    if (state.broken) return;
     $('results-pane').classList.remove('pending');
     let config;
     try {
@@ -197,6 +199,13 @@
       out = wasm_bindgen.check(text, config);
     } catch (e) {
       state.checks++;
+      if (e instanceof WebAssembly.RuntimeError) {
+        // A trap (a panic: a bug, never bad input by design) leaves the module unusable.
+        state.broken = true;
+        $('summary').className = 'summary bad';
+        $('summary').textContent = `The policy engine stopped (${e.message}): please report the input, then reload the page.`;
+        return;
+      }
       showConfigError(String(e && e.message ? e.message : e));
       return;
     }
@@ -363,6 +372,7 @@
     for (const b of document.querySelectorAll('#examples button')) {
       b.classList.toggle('active', b.dataset.example === ex.id);
     }
+    if ($('fixtures')) $('fixtures').value = ex.group ? ex.id : '';
     showSize();
     showCursor();
     runCheck();
@@ -371,16 +381,34 @@
   // The generated examples (pkg/examples.js) and the page's own.
   const EXAMPLES = (typeof STACKGUARD_EXAMPLES === 'undefined' ? [] : STACKGUARD_EXAMPLES).concat([BAD_YAML]);
 
+  function pick(ex) {
+    history.replaceState(null, '', `#example=${ex.id}`);
+    loadExample(ex);
+  }
+
+  // Buttons for the stacks, a menu for the policy fixtures (grouped by policy).
   function buildExamples() {
     const nav = $('examples');
-    for (const ex of EXAMPLES) {
+    for (const ex of EXAMPLES.filter((e) => !e.group)) {
       const b = el('button', { type: 'button', 'data-example': ex.id, title: ex.description, text: ex.title });
-      b.addEventListener('click', () => {
-        history.replaceState(null, '', `#example=${ex.id}`);
-        loadExample(ex);
-      });
+      b.addEventListener('click', () => pick(ex));
       nav.append(b);
     }
+    const fixtures = EXAMPLES.filter((e) => e.group);
+    if (fixtures.length === 0) return;
+    const menu = el('select', { id: 'fixtures', 'aria-label': 'Rejected policy fixtures' });
+    menu.append(el('option', { value: '', text: `Policy fixtures (${fixtures.length})…` }));
+    const groups = new Map();
+    for (const ex of fixtures) {
+      if (!groups.has(ex.group)) groups.set(ex.group, el('optgroup', { label: ex.group }));
+      groups.get(ex.group).append(el('option', { value: ex.id, title: ex.description, text: ex.title }));
+    }
+    menu.append(...groups.values());
+    menu.addEventListener('change', () => {
+      const ex = fixtures.find((e) => e.id === menu.value);
+      if (ex) pick(ex);
+    });
+    nav.append(menu);
   }
 
   // ---------------------------------------------------------------- start
@@ -410,7 +438,7 @@
     $('engine').textContent =
       `stackguard ${wasm_bindgen.version()} · ${state.policies.length} ${state.policies.length === 1 ? 'policy' : 'policies'}` +
       ` · engine ${state.engine} in ${loadMs.toFixed(0)} ms ·`;
-    const wanted = /example=([\w-]+)/.exec(location.hash);
+    const wanted = /example=([\w/-]+)/.exec(location.hash);
     const first =
       EXAMPLES.find((e) => wanted && e.id === wanted[1]) ||
       EXAMPLES.find((e) => e.id.startsWith('broken-')) ||

@@ -148,7 +148,8 @@ pub fn service_user(create: bool) -> Result<ServiceUser> {
             .arg(SERVICE_USER)
             .output()
             .context("running useradd to create the service user")?;
-        if !out.status.success() {
+        // Another stackguard may have created it meanwhile: only a user still missing is an error.
+        if !out.status.success() && passwd_entry(SERVICE_USER)?.is_none() {
             bail!(
                 "could not create the system user {SERVICE_USER} (useradd: {}); create it by hand",
                 String::from_utf8_lossy(&out.stderr).trim()

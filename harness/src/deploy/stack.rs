@@ -341,3 +341,90 @@ pub fn apply_order(objects: &[Manifest]) -> Vec<&Manifest> {
     v.sort_by_key(|m| apply_rank(m.kind()));
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("stackguard-stack-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_rendered_file_loads_with_an_explicit_template() {
+        let d = temp("file");
+        let stack = d.join("stack.yaml");
+        std::fs::write(
+            &stack,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: init, namespace: ns}\n\
+             data: {a.sql: 'SELECT 1;', n: 3}\n---\n\
+             apiVersion: v1\nkind: Namespace\nmetadata: {name: ns}\n",
+        )
+        .unwrap();
+        let tpl = d.join("t.yaml");
+        std::fs::write(
+            &tpl,
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  annotations: {stackguard.io/generate: pw}\n",
+        )
+        .unwrap();
+        let s = Stack::load(&stack, Some(&tpl)).unwrap();
+        assert_eq!(s.objects.len(), 2);
+        assert_eq!(s.namespace(), Some("ns"));
+        // The template takes the stack's namespace.
+        assert_eq!(s.secret_template("s").unwrap().namespace(), "ns");
+        let e = s.config_map("init").unwrap_err().to_string();
+        assert!(e.contains("data.n is not a string"), "{e}");
+        let e = s.config_map("other").unwrap_err().to_string();
+        assert!(e.contains("no ConfigMap other"), "{e}");
+        assert!(s.secret_template("x").is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn kustomizations_are_followed_and_their_namespace_applied() {
+        let d = temp("kust");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(
+            d.join("kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             namespace: target\nresources: [a.yaml, sub]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("a.yaml"),
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: other}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("sub/kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [b.yaml]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("sub/b.yaml"),
+            "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: b}\n",
+        )
+        .unwrap();
+        let s = Stack::load(&d, None).unwrap();
+        let ids: Vec<String> = s.objects.iter().map(Manifest::id).collect();
+        assert_eq!(ids, ["Service target/a", "ClusterAdmissionPolicy b"]);
+
+        std::fs::write(
+            d.join("kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [missing.yaml]\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Stack::load(&d, None).unwrap_err());
+        assert!(
+            e.contains("resources[0]") && e.contains("missing.yaml"),
+            "{e}"
+        );
+        std::fs::write(d.join("kustomization.yaml"), "resources: [a.yaml]\n").unwrap();
+        assert!(Stack::load(&d, None).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -12,7 +12,7 @@ pub struct Args {
     #[command(flatten)]
     pub common: Common,
     /// Directory with the Kubewarden policies whose settings say what must hold
-    /// [default: `kubewarden` next to the stack directory].
+    /// [default: `kubewarden` next to the stack directory, else deploy/kubewarden].
     #[arg(long)]
     pub policies: Option<PathBuf>,
 }
@@ -21,8 +21,8 @@ fn policies_dir(args: &Args, stack_root: &Path) -> PathBuf {
     if let Some(p) = &args.policies {
         return p.clone();
     }
-    match stack_root.parent() {
-        Some(parent) if stack_root.is_dir() => parent.join("kubewarden"),
+    match stack_root.parent().map(|p| p.join("kubewarden")) {
+        Some(sibling) if stack_root.is_dir() && sibling.is_dir() => sibling,
         _ => PathBuf::from("deploy/kubewarden"),
     }
 }

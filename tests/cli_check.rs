@@ -438,3 +438,46 @@ fn every_module_matches_native_on_the_stacks() {
     let wasm = json(&run_in(&dir, &args, None));
     assert_eq!(native["findings"], wasm["findings"]);
 }
+
+/// The real-world corpus (`../shared/corpus`, beside the clone): never a panic, exit 1 (it has
+/// findings and a few unparseable files, not a usage error), every unreadable document reported
+/// with file and line, and every other object checked.
+#[test]
+fn corpus_is_checked_without_crashing() {
+    let corpus = root().join("../shared/corpus");
+    if !corpus.join("MANIFEST.tsv").exists() {
+        eprintln!("skipped: no corpus at {}", corpus.display());
+        return;
+    }
+    let o = run_in(
+        &root(),
+        &["check", "-f", "json", &corpus.to_string_lossy()],
+        None,
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let v = json(&o);
+    let files = v["summary"]["files"].as_u64().unwrap();
+    let objects = v["summary"]["objects"].as_u64().unwrap();
+    assert!(files >= 3000, "{files} files");
+    assert!(objects >= 4000, "{objects} objects");
+    let errors = v["errors"].as_array().unwrap();
+    assert!(
+        !errors.is_empty(),
+        "the corpus has files no YAML parser accepts"
+    );
+    assert!(errors.len() < 20, "{errors:#?}");
+    for e in errors {
+        let file = e["file"].as_str().unwrap();
+        assert!(Path::new(file).exists(), "{file}");
+        let line = e["line"].as_u64().expect("a line for every parse error");
+        let lines = std::fs::read_to_string(file).map_or(0, |t| t.lines().count());
+        assert!(line >= 1 && line as usize <= lines + 1, "{file}:{line}");
+    }
+    // The UTF-16 file and the concatenated-JSON file are read.
+    let utf16 = "argoproj__argo-cd/reposerver__repository__testdata__utf-16__utf-16.yaml";
+    assert!(
+        !errors
+            .iter()
+            .any(|e| e["file"].as_str().unwrap().ends_with(utf16))
+    );
+}

@@ -147,3 +147,50 @@ fn context_manifests_and_replay_sessions_load() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--context: nope"), "{stderr}");
 }
+
+/// A tiny waPC guest (tests/data/cli/host-call-guest.wat) that asks the host for the Namespace
+/// `default`: the real host answers from `--context` manifests or a replayed kwctl session.
+#[test]
+fn host_calls_are_answered_from_context_or_a_replayed_session() {
+    let wat = std::fs::read_to_string(root().join("tests/data/cli/host-call-guest.wat")).unwrap();
+    let wasm = wat::parse_str(&wat).expect("valid WAT");
+    let guest = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-call-guest.wasm");
+    std::fs::write(&guest, wasm).unwrap();
+    let guest = guest.to_string_lossy().into_owned();
+    let request = data("request-ok.yaml");
+    let allowed = |extra: &[&str]| {
+        let mut args = vec!["run", guest.as_str(), "-r", request.as_str()];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        (v["allowed"].as_bool().unwrap(), stderr)
+    };
+    // No cluster: the host call fails.
+    assert!(!allowed(&[]).0);
+    // Manifests as cluster state: found.
+    assert!(allowed(&["--context", &data("namespace.yaml")]).0);
+    // Manifests without that Namespace: not found.
+    assert!(!allowed(&["--context", &data("good.yaml")]).0);
+    // The kwctl recording answers, and is used up.
+    let (ok, stderr) = allowed(&[
+        "--replay-host-capabilities-interactions",
+        &data("session.yml"),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("not replayed"), "{stderr}");
+    // A recording of another request is not replayed.
+    let other = Path::new(env!("CARGO_TARGET_TMPDIR")).join("other-session.yml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(data("session.yml"))
+            .unwrap()
+            .replace("name: default", "name: kube-system"),
+    )
+    .unwrap();
+    let (ok, _) = allowed(&[
+        "--replay-host-capabilities-interactions",
+        &other.to_string_lossy(),
+    ]);
+    assert!(!ok);
+}

@@ -401,37 +401,56 @@ fn line_at(text: &str, byte: usize) -> usize {
         + 1
 }
 
-/// For each object of `wanted`, its field-path → line table (only what findings need).
-pub fn locate(
-    src: &SourceFile,
-    objects: &[&Object],
-) -> HashMap<(usize, String), HashMap<String, usize>> {
+/// Field-path → line tables for the documents holding `objects` (only what findings need).
+/// Each document is re-read on its own (its lines up to the next `---`), so the cost follows
+/// the rejected documents, not the size of the files that hold them.
+pub fn locate(src: &SourceFile, objects: &[&Object]) -> HashMap<usize, HashMap<String, usize>> {
     let mut out = HashMap::new();
+    let shifted = |lines: HashMap<String, usize>, first: usize| {
+        lines
+            .into_iter()
+            .map(|(k, v)| (k, v + first - 1))
+            .collect::<HashMap<_, _>>()
+    };
     if src.json {
         // Each JSON value is a YAML flow node: locate it with the YAML reader, shifted.
         let starts = json_value_starts(&src.text);
         for o in objects {
             if let Some(&(byte, line)) = starts.get(o.doc) {
                 let end = starts.get(o.doc + 1).map_or(src.text.len(), |s| s.0);
-                let part = &src.text[byte..end];
-                if let Some(lines) = yaml::locate_paths(part, &[0]).remove(&0) {
-                    let shifted = lines
-                        .into_iter()
-                        .map(|(k, v)| (k, v + line - 1))
-                        .collect::<HashMap<_, _>>();
-                    out.insert((o.doc, o.prefix.clone()), shifted);
+                if let Some(lines) = yaml::locate_paths(&src.text[byte..end], &[0]).remove(&0) {
+                    out.insert(o.doc, shifted(lines, line));
                 }
             }
         }
         return out;
     }
-    let mut docs: Vec<usize> = objects.iter().map(|o| o.doc).collect();
-    docs.sort_unstable();
-    docs.dedup();
-    let located = yaml::locate_paths(&src.text, &docs);
+    // Byte offset of every line, and the lines that are `---` document markers.
+    let mut line_starts = vec![0usize];
+    let mut markers = Vec::new();
+    let mut pos = 0;
+    for (i, line) in src.text.split_inclusive('\n').enumerate() {
+        if yaml::is_document_marker(line) {
+            markers.push(i + 1);
+        }
+        pos += line.len();
+        line_starts.push(pos);
+    }
     for o in objects {
-        if let Some(lines) = located.get(&o.doc) {
-            out.insert((o.doc, o.prefix.clone()), lines.clone());
+        if out.contains_key(&o.doc) {
+            continue;
+        }
+        let first = o.line;
+        let next = markers.iter().copied().find(|&m| m > first);
+        let (Some(&from), to) = (
+            line_starts.get(first - 1),
+            next.and_then(|m| line_starts.get(m - 1).copied()),
+        ) else {
+            continue;
+        };
+        let part = &src.text[from..to.unwrap_or(src.text.len())];
+        if let Some(lines) = yaml::locate_paths(part, &[0]).remove(&0) {
+            out.insert(o.doc, shifted(lines, first));
         }
     }
     out
@@ -457,14 +476,11 @@ fn json_value_starts(text: &str) -> Vec<(usize, usize)> {
 
 /// The line of a finding's field `path` inside `object`, else the object's own line.
 pub fn field_line(
-    located: &HashMap<(usize, String), HashMap<String, usize>>,
+    located: &HashMap<usize, HashMap<String, usize>>,
     object: &Object,
     path: Option<&str>,
 ) -> usize {
-    let Some(path) = path else {
-        return object.line;
-    };
-    let Some(lines) = located.get(&(object.doc, object.prefix.clone())) else {
+    let (Some(path), Some(lines)) = (path, located.get(&object.doc)) else {
         return object.line;
     };
     let full = if object.prefix.is_empty() {

@@ -125,7 +125,8 @@ fn next_document(text: &str, after: usize) -> Option<(usize, &str)> {
     None
 }
 
-fn is_document_marker(line: &str) -> bool {
+/// A `---` line (document start marker).
+pub(crate) fn is_document_marker(line: &str) -> bool {
     line.strip_prefix("---")
         .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\n', '\r']))
 }

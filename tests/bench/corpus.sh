@@ -34,7 +34,7 @@ if [ ! -f "$SCALED/.done" ]; then
   touch "$SCALED/.done"
 fi
 
-objects() { "$SG" check --parse-only "$1" 2>&1 | sed -n 's/.* \([0-9]*\) objects.*/\1/p'; }
+objects() { "$SG" check --parse-only "$1" 2>&1 | sed -n 's/.* \([0-9]*\) objects.*/\1/p' || true; }
 
 bench_set() { # name dir
   local name=$1 dir=$2
@@ -50,7 +50,7 @@ echo "== scaled copy: $SCALED"
 bench_set scaled "$SCALED"
 # Module compilation is cached on disk: the runs above are warm. One cold run for reference.
 cold_cache=$(mktemp -d)
-cold=$( { /usr/bin/time -f %e env XDG_CACHE_HOME="$cold_cache" "$SG" check -f json "${modules[@]}" tests/data/cli/good.yaml >/dev/null; } 2>&1 | tail -1)
+cold=$( { /usr/bin/time -f %e env XDG_CACHE_HOME="$cold_cache" "$SG" check -f json "${modules[@]}" tests/data/cli/good.yaml >/dev/null || true; } 2>&1 | tail -1)
 rm -rf "$cold_cache"
 
 echo "== single file (pre-commit latency)"
@@ -59,7 +59,7 @@ hyperfine -N -i -w 5 -r 50 --export-json "$OUT/single.json" \
   -n stackguard-hook "$HOOK tests/data/cli/bad.yaml" >/dev/null
 
 # CPU use of a native check of the scaled copy: (user+sys)/elapsed, 2.0 = both cores busy.
-cpu=$( { /usr/bin/time -f "%U %S %e" "$SG" check -f json "$SCALED" >/dev/null; } 2>&1 | tail -1)
+cpu=$( { /usr/bin/time -f "%U %S %e" "$SG" check -f json "$SCALED" >/dev/null || true; } 2>&1 | tail -1)
 
 python3 - "$OUT" "$(objects "$CORPUS")" "$(objects "$SCALED")" "$cpu" "$cold" "$(nproc)" <<'PY'
 import json, sys, os

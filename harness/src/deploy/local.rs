@@ -665,7 +665,9 @@ fn run_init_scripts(
         .env(
             "STACKGUARD_SECRETS_DIR",
             local.secrets().secret_dir(POSTGRES_SECRET),
-        );
+        )
+        // A failing statement (CREATE ROLE … PASSWORD) must not reach the server log.
+        .env("PGOPTIONS", "-c log_min_error_statement=panic");
     let log = dir.join("init.log");
     local.run("the init scripts", cmd, &log).map_err(|e| {
         // Only psql's error lines: its context lines could quote a statement with a password.

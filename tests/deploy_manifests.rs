@@ -382,3 +382,16 @@ fn manifests_validate_against_the_official_kubernetes_schemas() {
         "every object must be validated:\n{text}"
     );
 }
+
+/// The acceptance criterion as users run it: `stackguard check deploy/` reports nothing.
+#[test]
+fn stackguard_check_deploy_reports_nothing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stackguard"))
+        .args(["check", "deploy/"])
+        .current_dir(root())
+        .output()
+        .expect("running stackguard check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

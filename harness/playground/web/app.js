@@ -166,8 +166,10 @@
   function schedule(delay) {
     clearTimeout(state.timer);
     $('results-pane').classList.add('pending');
-    // Debounced: quick for small inputs, longer when a check costs more (large input).
-    const wait = delay ?? Math.min(1000, Math.max(150, 3 * (state.lastCheckMs + state.lastRenderMs)));
+    // Debounced: quick for small inputs, longer when a check costs more, and on large input
+    // longer than a keystroke takes there (a big textarea is slow to edit by itself).
+    const cost = 3 * (state.lastCheckMs + state.lastRenderMs);
+    const wait = delay ?? Math.min(1000, Math.max(150, cost, editor.textLength > 200000 ? 800 : 0));
     state.timer = setTimeout(runCheck, wait);
   }
 

@@ -107,7 +107,7 @@ impl RedisConfig {
             let points = self.save.get_or_insert_with(Vec::new);
             if args.len() == 1 && args[0].is_empty() {
                 points.clear();
-            } else if args.len() % 2 == 0 {
+            } else if args.len().is_multiple_of(2) {
                 for pair in args.chunks(2) {
                     match (pair[0].parse::<u64>(), pair[1].parse::<u64>()) {
                         (Ok(s), Ok(c)) => points.push((s, c)),

@@ -177,8 +177,10 @@ pub fn url_passwords(text: &str) -> Vec<UrlPassword> {
     while let Some(pos) = rest.find("://") {
         let before = &rest[..pos];
         let scheme_start = before
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let scheme = before[scheme_start..].to_ascii_lowercase();
         let after = &rest[pos + 3..];
         let end = after
@@ -557,6 +559,8 @@ mod tests {
         assert!(url_passwords("postgresql://app@db/x").is_empty());
         assert!(url_passwords("redis://:@cache").is_empty());
         assert!(url_passwords("://x:y@z").is_empty());
+        assert_eq!(url_passwords("é€redis://:pw@h")[0].scheme, "redis");
+        assert!(url_passwords("€://x:y@z").is_empty());
     }
 
     #[test]

@@ -230,17 +230,18 @@ fn read_quoted(
         if c == '\n' {
             *line += 1;
         }
-        if escapes && c == '\\' {
-            if let Some(&next) = chars.get(i + 1) {
-                s.push(match next {
-                    'n' => '\n',
-                    't' => '\t',
-                    'r' => '\r',
-                    other => other,
-                });
-                i += 2;
-                continue;
-            }
+        if escapes
+            && c == '\\'
+            && let Some(&next) = chars.get(i + 1)
+        {
+            s.push(match next {
+                'n' => '\n',
+                't' => '\t',
+                'r' => '\r',
+                other => other,
+            });
+            i += 2;
+            continue;
         }
         if c == q {
             if chars.get(i + 1) == Some(&q) {

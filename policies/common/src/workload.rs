@@ -7,6 +7,7 @@
 use crate::Verdict;
 use crate::de::{IntOrString, null_default};
 use crate::request::{Metadata, Request};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,9 +23,44 @@ pub const WORKLOAD_KINDS: &[&str] = &[
     "CronJob",
 ];
 
-/// A workload reduced to what the rules read.
+/// A typed view of a pod spec: the fields one rule reads. Deserialising only those (unknown
+/// fields are skipped without allocating) is most of a policy's evaluation time; [`PodSpec`]
+/// is the full shared view, policies may declare narrower ones.
+pub trait PodSpecView: DeserializeOwned {
+    type Container: ContainerView;
+    /// Init containers, containers, ephemeral containers (a list the view skips is empty).
+    fn container_lists(&self) -> [&[Self::Container]; 3];
+}
+
+/// What every container view has: a name and an image.
+pub trait ContainerView {
+    fn name(&self) -> &str;
+    fn image(&self) -> &str;
+}
+
+impl PodSpecView for PodSpec {
+    type Container = Container;
+    fn container_lists(&self) -> [&[Container]; 3] {
+        [
+            &self.init_containers,
+            &self.containers,
+            &self.ephemeral_containers,
+        ]
+    }
+}
+
+impl ContainerView for Container {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn image(&self) -> &str {
+        &self.image
+    }
+}
+
+/// A workload reduced to what the rules read (`S`: the pod spec view).
 #[derive(Debug, Clone, Default)]
-pub struct Workload {
+pub struct Workload<S = PodSpec> {
     pub metadata: Metadata,
     /// `spec.replicas` where the kind has it (unset means 1 for replicated kinds).
     pub replicas: Option<i64>,
@@ -32,15 +68,23 @@ pub struct Workload {
     pub pod_labels: BTreeMap<String, String>,
     /// Field path of the pod spec, e.g. `spec.template.spec`.
     pub spec_path: &'static str,
-    pub spec: PodSpec,
+    pub spec: S,
 }
 
 impl Workload {
-    /// Parse the workload in `req`; `Ok(None)` for kinds without a pod spec or an absent spec.
+    /// Parse the workload in `req` with the full [`PodSpec`] view; `Ok(None)` for kinds
+    /// without a pod spec or an absent spec.
     pub fn from_request(req: &Request<'_>) -> Result<Option<Workload>, String> {
+        Self::parse(req)
+    }
+}
+
+impl<S: PodSpecView> Workload<S> {
+    /// Parse the workload in `req` with the pod spec view `S`.
+    pub fn parse(req: &Request<'_>) -> Result<Option<Workload<S>>, String> {
         let w = match req.kind {
             "Pod" => {
-                let o: PodObject = req.object.parse()?;
+                let o: PodObject<S> = req.object.parse()?;
                 o.spec.map(|spec| Workload {
                     pod_labels: o.metadata.labels.clone(),
                     metadata: o.metadata,
@@ -50,7 +94,7 @@ impl Workload {
                 })
             }
             "CronJob" => {
-                let o: CronJobObject = req.object.parse()?;
+                let o: CronJobObject<S> = req.object.parse()?;
                 o.spec
                     .and_then(|s| s.job_template)
                     .and_then(|j| j.spec)
@@ -72,7 +116,7 @@ impl Workload {
             | "DaemonSet"
             | "ReplicationController"
             | "Job" => {
-                let o: TemplatedObject = req.object.parse()?;
+                let o: TemplatedObject<S> = req.object.parse()?;
                 o.spec.and_then(|s| {
                     let replicas = s.replicas;
                     s.template.and_then(|t| {
@@ -94,19 +138,12 @@ impl Workload {
 
     /// Every container with its field path and role, in manifest order:
     /// init containers, containers, ephemeral containers.
-    pub fn containers(&self) -> impl Iterator<Item = ContainerRef<'_>> {
-        let lists: [(&'static str, ContainerRole, &Vec<Container>); 3] = [
-            (
-                "initContainers",
-                ContainerRole::Init,
-                &self.spec.init_containers,
-            ),
-            ("containers", ContainerRole::App, &self.spec.containers),
-            (
-                "ephemeralContainers",
-                ContainerRole::Ephemeral,
-                &self.spec.ephemeral_containers,
-            ),
+    pub fn containers(&self) -> impl Iterator<Item = ContainerRef<'_, S::Container>> {
+        let [init, app, ephemeral] = self.spec.container_lists();
+        let lists = [
+            ("initContainers", ContainerRole::Init, init),
+            ("containers", ContainerRole::App, app),
+            ("ephemeralContainers", ContainerRole::Ephemeral, ephemeral),
         ];
         let spec_path = self.spec_path;
         lists.into_iter().flat_map(move |(field, role, list)| {
@@ -122,19 +159,19 @@ impl Workload {
 /// The skeleton every per-container rule shares: parse the workload (an unparseable object is
 /// one finding naming the field), skip containers whose image matches `exempt_images`, and run
 /// `check` on every other container. Kinds without a pod spec are accepted.
-pub fn check_containers(
+pub fn check_containers<S: PodSpecView>(
     req: &Request<'_>,
     exempt_images: &[String],
-    mut check: impl FnMut(&Workload, &ContainerRef<'_>, &mut Verdict),
+    mut check: impl FnMut(&Workload<S>, &ContainerRef<'_, S::Container>, &mut Verdict),
 ) -> Verdict {
-    let workload = match Workload::from_request(req) {
+    let workload = match Workload::<S>::parse(req) {
         Ok(Some(w)) => w,
         Ok(None) => return Verdict::accept(),
         Err(e) => return Verdict::reject("", e),
     };
     let mut verdict = Verdict::accept();
     for c in workload.containers() {
-        if !crate::glob::any_match(exempt_images, &c.container.image) {
+        if !crate::glob::any_match(exempt_images, c.container.image()) {
             check(&workload, &c, &mut verdict);
         }
     }
@@ -162,76 +199,84 @@ impl ContainerRole {
 
 /// A container with the path to it, e.g. `spec.template.spec.containers[1]`.
 #[derive(Debug, Clone)]
-pub struct ContainerRef<'a> {
+pub struct ContainerRef<'a, C = Container> {
     pub path: String,
     pub role: ContainerRole,
-    pub container: &'a Container,
+    pub container: &'a C,
 }
 
-impl ContainerRef<'_> {
+impl<C: ContainerView> ContainerRef<'_, C> {
     /// `container 'db'` / `init container 'setup'`.
     pub fn describe(&self) -> String {
-        format!("{} '{}'", self.role.noun(), self.container.name)
+        format!("{} '{}'", self.role.noun(), self.container.name())
     }
 }
 
 #[derive(Deserialize)]
-struct PodObject {
+#[serde(bound = "S: Deserialize<'de>")]
+struct PodObject<S> {
     #[serde(default)]
     metadata: Metadata,
     #[serde(default)]
-    spec: Option<PodSpec>,
+    spec: Option<S>,
 }
 
 #[derive(Deserialize)]
-struct TemplatedObject {
+#[serde(bound = "S: Deserialize<'de>")]
+struct TemplatedObject<S> {
     #[serde(default)]
     metadata: Metadata,
     #[serde(default)]
-    spec: Option<TemplatedSpec>,
+    spec: Option<TemplatedSpec<S>>,
 }
 
 #[derive(Deserialize)]
-struct TemplatedSpec {
+#[serde(bound = "S: Deserialize<'de>")]
+struct TemplatedSpec<S> {
     #[serde(default)]
     replicas: Option<i64>,
     #[serde(default)]
-    template: Option<PodTemplate>,
+    template: Option<PodTemplate<S>>,
 }
 
 #[derive(Deserialize)]
-struct PodTemplate {
+#[serde(bound = "S: Deserialize<'de>")]
+struct PodTemplate<S> {
     #[serde(default, deserialize_with = "null_default")]
     metadata: Metadata,
     #[serde(default)]
-    spec: Option<PodSpec>,
+    spec: Option<S>,
 }
 
 #[derive(Deserialize)]
-struct CronJobObject {
+#[serde(bound = "S: Deserialize<'de>")]
+struct CronJobObject<S> {
     #[serde(default)]
     metadata: Metadata,
     #[serde(default)]
-    spec: Option<CronJobSpec>,
+    spec: Option<CronJobSpec<S>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CronJobSpec {
+#[serde(bound = "S: Deserialize<'de>")]
+struct CronJobSpec<S> {
     #[serde(default)]
-    job_template: Option<JobTemplate>,
+    job_template: Option<JobTemplate<S>>,
 }
 
 #[derive(Deserialize)]
-struct JobTemplate {
+#[serde(bound = "S: Deserialize<'de>")]
+struct JobTemplate<S> {
     #[serde(default)]
-    spec: Option<JobSpec>,
+    spec: Option<JobSpec<S>>,
 }
 
 #[derive(Deserialize)]
-struct JobSpec {
+#[serde(bound = "S: Deserialize<'de>")]
+struct JobSpec<S> {
     #[serde(default)]
-    template: Option<PodTemplate>,
+    template: Option<PodTemplate<S>>,
 }
 
 /// `PodSpec`, only the fields stackguard rules read.
@@ -256,18 +301,18 @@ pub struct PodSpec {
     pub os: Option<PodOs>,
 }
 
-impl PodSpec {
-    /// `spec.os.name: windows`: Pod Security Standards exempt such pods from Linux-only checks.
-    pub fn is_windows(&self) -> bool {
-        self.os.as_ref().is_some_and(|os| os.name == "windows")
-    }
-}
-
 /// `spec.os`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PodOs {
     #[serde(default, deserialize_with = "null_default")]
     pub name: String,
+}
+
+impl PodOs {
+    /// `spec.os.name: windows`: Pod Security Standards exempt such pods from Linux-only checks.
+    pub fn is_windows(os: Option<&PodOs>) -> bool {
+        os.is_some_and(|os| os.name == "windows")
+    }
 }
 
 /// `Container` (also used for init and ephemeral containers).

@@ -13,9 +13,14 @@
 
 pub mod settings;
 
+use serde::Deserialize;
 use settings::Settings;
+use stackguard_common::de::null_default;
 use stackguard_common::selector::{self, Labels, Operator, Requirement, Selection};
-use stackguard_common::workload::{LabelSelector, PodAffinityTerm, Workload};
+use stackguard_common::workload::{
+    Affinity, Container, LabelSelector, PodAffinityTerm, PodSpecView, TopologySpreadConstraint,
+    Workload,
+};
 use stackguard_common::{ClusterContext, Policy, Request, Verdict};
 
 pub struct PodAntiAffinity;
@@ -31,7 +36,7 @@ impl Policy for PodAntiAffinity {
     type Settings = Settings;
 
     fn evaluate(req: &Request<'_>, settings: &Settings, _ctx: &dyn ClusterContext) -> Verdict {
-        let w = match Workload::from_request(req) {
+        let w = match Workload::<Spec>::parse(req) {
             Ok(Some(w)) => w,
             Ok(None) => return Verdict::accept(),
             Err(e) => return Verdict::reject("", e),
@@ -65,6 +70,23 @@ impl Policy for PodAntiAffinity {
     }
 }
 
+/// The pod spec fields this policy reads: no containers at all.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    #[serde(default)]
+    affinity: Option<Affinity>,
+    #[serde(default, deserialize_with = "null_default")]
+    topology_spread_constraints: Vec<TopologySpreadConstraint>,
+}
+
+impl PodSpecView for Spec {
+    type Container = Container;
+    fn container_lists(&self) -> [&[Container]; 3] {
+        [&[], &[], &[]]
+    }
+}
+
 struct Check<'a> {
     settings: &'a Settings,
     namespace: &'a str,
@@ -73,7 +95,7 @@ struct Check<'a> {
 
 impl Check<'_> {
     /// `Ok` when some term or constraint spreads the pods, else why each one does not.
-    fn candidates(&self, w: &Workload) -> Result<(), Vec<(String, String)>> {
+    fn candidates(&self, w: &Workload<Spec>) -> Result<(), Vec<(String, String)>> {
         let mut misses = Vec::new();
         let base = format!("{}.affinity.podAntiAffinity", w.spec_path);
         let anti = w

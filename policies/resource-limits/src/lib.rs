@@ -7,10 +7,14 @@
 
 pub mod settings;
 
+use serde::Deserialize;
 use settings::Settings;
-use stackguard_common::de::IntOrString;
+use stackguard_common::de::{IntOrString, null_default};
 use stackguard_common::quantity::Spelled;
-use stackguard_common::workload::{ContainerRef, ContainerRole, WORKLOAD_KINDS, check_containers};
+use stackguard_common::workload::{
+    ContainerRef, ContainerView, PodSpecView, ResourceRequirements, WORKLOAD_KINDS,
+    check_containers,
+};
 use stackguard_common::{ClusterContext, Policy, Request, Verdict};
 use std::collections::BTreeMap;
 
@@ -22,16 +26,53 @@ impl Policy for ResourceLimits {
     type Settings = Settings;
 
     fn evaluate(req: &Request<'_>, settings: &Settings, _ctx: &dyn ClusterContext) -> Verdict {
-        check_containers(req, &settings.exempt_images, |_, c, v| {
+        check_containers::<Spec>(req, &settings.exempt_images, |_, c, v| {
             check_container(c, settings, v)
         })
+    }
+}
+
+/// The pod spec fields this policy reads: containers and init containers with their resources
+/// (ephemeral containers cannot declare resources and are not even parsed).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    #[serde(default, deserialize_with = "null_default")]
+    containers: Vec<Ctr>,
+    #[serde(default, deserialize_with = "null_default")]
+    init_containers: Vec<Ctr>,
+}
+
+#[derive(Deserialize)]
+pub struct Ctr {
+    #[serde(default, deserialize_with = "null_default")]
+    name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    image: String,
+    #[serde(default)]
+    resources: Option<ResourceRequirements>,
+}
+
+impl PodSpecView for Spec {
+    type Container = Ctr;
+    fn container_lists(&self) -> [&[Ctr]; 3] {
+        [&self.init_containers, &self.containers, &[]]
+    }
+}
+
+impl ContainerView for Ctr {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn image(&self) -> &str {
+        &self.image
     }
 }
 
 /// A declared request or limit: `Ok(None)` when absent; an unparseable or negative quantity
 /// becomes a finding and `Err(())`.
 fn declared(
-    c: &ContainerRef<'_>,
+    c: &ContainerRef<'_, Ctr>,
     field: &str,
     resource: &str,
     list: Option<&BTreeMap<String, IntOrString>>,
@@ -40,27 +81,24 @@ fn declared(
     let Some(raw) = list.and_then(|l| l.get(resource)) else {
         return Ok(None);
     };
-    let path = format!("{}.resources.{field}.{resource}", c.path);
+    let path = || format!("{}.resources.{field}.{resource}", c.path);
     match Spelled::parse(&raw.0) {
         Ok(q) if q.value.is_negative() => {
             v.push(
-                path,
+                path(),
                 format!("{} declares a negative {field}.{resource}", c.describe()),
             );
             Err(())
         }
         Ok(q) => Ok(Some(q)),
         Err(e) => {
-            v.push(path, format!("{}: {field}.{resource}: {e}", c.describe()));
+            v.push(path(), format!("{}: {field}.{resource}: {e}", c.describe()));
             Err(())
         }
     }
 }
 
-fn check_container(c: &ContainerRef<'_>, s: &Settings, v: &mut Verdict) {
-    if c.role == ContainerRole::Ephemeral {
-        return;
-    }
+fn check_container(c: &ContainerRef<'_, Ctr>, s: &Settings, v: &mut Verdict) {
     let resources = c.container.resources.as_ref();
     let requests = resources.map(|r| &r.requests);
     let limits = resources.map(|r| &r.limits);

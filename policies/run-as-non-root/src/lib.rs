@@ -11,8 +11,13 @@
 
 pub mod settings;
 
+use serde::Deserialize;
 use settings::Settings;
-use stackguard_common::workload::{ContainerRef, WORKLOAD_KINDS, Workload, check_containers};
+use stackguard_common::de::null_default;
+use stackguard_common::workload::{
+    ContainerRef, ContainerView, PodOs, PodSpecView, SecurityContext, WORKLOAD_KINDS, Workload,
+    check_containers,
+};
 use stackguard_common::{ClusterContext, Policy, Request, Verdict};
 
 pub struct RunAsNonRoot;
@@ -29,7 +34,54 @@ impl Policy for RunAsNonRoot {
     }
 }
 
-fn check_container(w: &Workload, c: &ContainerRef<'_>, s: &Settings, v: &mut Verdict) {
+/// The pod spec fields this policy reads (everything else is skipped unparsed).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    #[serde(default)]
+    security_context: Option<SecurityContext>,
+    #[serde(default, deserialize_with = "null_default")]
+    containers: Vec<Ctr>,
+    #[serde(default, deserialize_with = "null_default")]
+    init_containers: Vec<Ctr>,
+    #[serde(default, deserialize_with = "null_default")]
+    ephemeral_containers: Vec<Ctr>,
+    #[serde(default)]
+    os: Option<PodOs>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ctr {
+    #[serde(default, deserialize_with = "null_default")]
+    name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    image: String,
+    #[serde(default)]
+    security_context: Option<SecurityContext>,
+}
+
+impl PodSpecView for Spec {
+    type Container = Ctr;
+    fn container_lists(&self) -> [&[Ctr]; 3] {
+        [
+            &self.init_containers,
+            &self.containers,
+            &self.ephemeral_containers,
+        ]
+    }
+}
+
+impl ContainerView for Ctr {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn image(&self) -> &str {
+        &self.image
+    }
+}
+
+fn check_container(w: &Workload<Spec>, c: &ContainerRef<'_, Ctr>, s: &Settings, v: &mut Verdict) {
     let pod = w.spec.security_context.as_ref();
     let ctr = c.container.security_context.as_ref();
     let who = c.describe();
@@ -63,7 +115,7 @@ fn check_container(w: &Workload, c: &ContainerRef<'_>, s: &Settings, v: &mut Ver
     }
 
     // Pod Security Standards apply these to ephemeral containers too.
-    let linux = !w.spec.is_windows();
+    let linux = !PodOs::is_windows(w.spec.os.as_ref());
     let ctr_bool =
         |f: fn(&stackguard_common::workload::SecurityContext) -> Option<bool>| ctr.and_then(f);
     if s.disallow_privileged && ctr_bool(|s| s.privileged) == Some(true) {

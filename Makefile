@@ -6,7 +6,7 @@ CARGO ?= cargo
 WASM_DIR := target/wasm32-wasip1/wasm
 STACKGUARD := target/release/stackguard
 
-.PHONY: demo setup policies playground test stackguard clean
+.PHONY: bench demo setup policies playground test stackguard clean
 
 # The main job: check the bundled reference stack (clean) and a broken example (findings).
 demo: stackguard
@@ -36,6 +36,11 @@ playground:
 
 setup:
 	bash tests/setup.sh
+
+# `stackguard check` on the real-world corpus (../shared/corpus) and a scaled copy: parse-only vs
+# native vs modules, objects/s, single-file latency (hyperfine). Results: target/bench/.
+bench: policies
+	bash tests/bench/corpus.sh
 
 test: setup policies playground
 	$(CARGO) test --workspace --release

@@ -59,21 +59,23 @@ impl Quantity {
         let (base2_exp, base10_exp) = interpret_suffix(suffix)?;
 
         // value = digits × 10^(exp - fraction length) × 2^base2_exp; work in nano-units.
-        let mut digits: Vec<u8> = int_digits
-            .iter()
-            .chain(frac_digits)
-            .map(|b| b - b'0')
-            .skip_while(|&d| d == 0)
-            .collect();
-        if digits.is_empty() {
-            return Ok(Quantity { nanos: 0 });
-        }
-        for _ in 0..base2_exp / 10 {
-            mul_small(&mut digits, 1024);
-        }
         let frac_len = i64::try_from(frac_digits.len()).unwrap_or(i64::MAX);
         let scale = base10_exp.saturating_sub(frac_len).saturating_add(9);
-        let magnitude = scale_digits(&digits, scale);
+        let all_digits = int_digits.iter().chain(frac_digits).map(|b| b - b'0');
+        let magnitude = if int_digits.len() + frac_digits.len() <= U128_DIGITS {
+            // Common case: the digits fit in a u128, no allocation.
+            let mantissa = all_digits.fold(0u128, |acc, d| acc * 10 + u128::from(d));
+            scale_small(mantissa, base2_exp, scale)
+        } else {
+            let mut digits: Vec<u8> = all_digits.skip_while(|&d| d == 0).collect();
+            if digits.is_empty() {
+                return Ok(Quantity { nanos: 0 });
+            }
+            for _ in 0..base2_exp / 10 {
+                mul_small(&mut digits, 1024);
+            }
+            scale_digits(&digits, scale)
+        };
         let nanos = i128::try_from(magnitude.min(CAP)).unwrap_or(i128::MAX);
         Ok(Quantity {
             nanos: if negative { -nanos } else { nanos },
@@ -133,6 +135,35 @@ fn parse_exponent(exp: &[u8]) -> Result<i64, String> {
         acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
     });
     Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// `ceil(mantissa × 2^base2_exp × 10^scale)`, saturating at [`CAP`].
+fn scale_small(mantissa: u128, base2_exp: u32, scale: i64) -> u128 {
+    if mantissa == 0 {
+        return 0;
+    }
+    let Some(mut v) = 1u128
+        .checked_shl(base2_exp)
+        .and_then(|f| mantissa.checked_mul(f))
+    else {
+        return CAP;
+    };
+    if scale >= 0 {
+        for _ in 0..scale.min(U128_DIGITS as i64 + 1) {
+            match v.checked_mul(10) {
+                Some(x) if x <= CAP => v = x,
+                _ => return CAP,
+            }
+        }
+        v.min(CAP)
+    } else {
+        let drop = scale.unsigned_abs();
+        if drop > U128_DIGITS as u64 {
+            return 1; // below one nano-unit: rounds up to 1n
+        }
+        let p = 10u128.pow(drop as u32);
+        (v / p + u128::from(v % p != 0)).min(CAP)
+    }
 }
 
 /// Multiply a big-endian decimal digit string by a small factor.
@@ -272,6 +303,21 @@ mod tests {
         assert_eq!(q("1.5e3"), q("1500"));
         // A bare E is the exa suffix, not an exponent.
         assert_eq!(n("1E"), 1_000_000_000_000_000_000 * NANO);
+    }
+
+    #[test]
+    fn long_and_short_spellings_agree() {
+        // More than 38 digits takes the arbitrary-length path; the result must not change.
+        let zeros = "0".repeat(45);
+        for (short, long) in [
+            ("1.5Gi", format!("1.5{zeros}Gi")),
+            ("250m", format!("0.250{zeros}")),
+            ("7e-12", format!("{zeros}7e-12")),
+            ("12k", format!("{zeros}12k")),
+            ("1e40", format!("1{zeros}")),
+        ] {
+            assert_eq!(q(short), q(&long), "{short}");
+        }
     }
 
     #[test]

@@ -6,32 +6,34 @@
 //! command up to the end of the line, e.g. `\connect db`) and psql variables (`:'var'`, `:"var"`,
 //! `:var`, but not `::type` casts). Nothing inside a comment or a string is ever read as SQL.
 
-/// One lexical token with the 1-based line it starts on.
+use std::borrow::Cow;
+
+/// One lexical token with the 1-based line it starts on; text borrows from the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub kind: TokenKind,
+pub struct Token<'a> {
+    pub kind: TokenKind<'a>,
     pub line: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenKind {
+pub enum TokenKind<'a> {
     /// Unquoted keyword or identifier, as written (compare with [`Token::is_word`]).
-    Word(String),
+    Word(&'a str),
     /// `"quoted identifier"`, unescaped.
-    QuotedIdent(String),
+    QuotedIdent(Cow<'a, str>),
     /// A string constant (`'…'`, `E'…'`, `$tag$…$tag$`), its value.
-    Str(String),
+    Str(Cow<'a, str>),
     /// A psql variable: `:'name'`, `:"name"` or `:name`.
-    Var(String),
+    Var(Cow<'a, str>),
     /// A number or any other operator/punctuation character.
-    Other(char),
+    Other(u8),
     /// `;`
     Semicolon,
     /// A psql meta-command: name without the backslash (`c`, `connect`, `set`…) and its arguments.
-    Meta { name: String, args: Vec<String> },
+    Meta { name: &'a str, args: Vec<String> },
 }
 
-impl Token {
+impl Token<'_> {
     /// True for an unquoted word equal (ASCII case-insensitively) to `kw`.
     pub fn is_word(&self, kw: &str) -> bool {
         matches!(&self.kind, TokenKind::Word(w) if w.eq_ignore_ascii_case(kw))
@@ -41,174 +43,159 @@ impl Token {
     pub fn ident(&self) -> Option<String> {
         match &self.kind {
             TokenKind::Word(w) => Some(w.to_ascii_lowercase()),
-            TokenKind::QuotedIdent(s) => Some(s.clone()),
+            TokenKind::QuotedIdent(s) => Some(s.to_string()),
             _ => None,
         }
     }
 }
 
-fn is_ident_start(c: char) -> bool {
-    c.is_alphabetic() || c == '_'
+/// Identifier bytes: ASCII letters, digits, `_`, `$`, and every byte of a non-ASCII character.
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
-fn is_ident_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || c == '$'
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
 }
 
 /// Tokenize SQL text (with psql meta-commands). Unterminated strings or comments end at the end
-/// of the input, as psql would keep waiting for more.
-pub fn tokenize(src: &str) -> Vec<Token> {
-    let chars: Vec<char> = src.chars().collect();
+/// of the input, as psql would keep waiting for more. Works on bytes: every syntax character is
+/// ASCII, so slices always fall on character boundaries.
+pub fn tokenize(src: &str) -> Vec<Token<'_>> {
+    let b = src.as_bytes();
+    let n = b.len();
+    let at = |j: usize| b.get(j).copied().unwrap_or(0);
     let mut out = Vec::new();
     let mut i = 0;
     let mut line = 1;
-    let n = chars.len();
-    let at = |j: usize| chars.get(j).copied().unwrap_or('\0');
     while i < n {
-        let c = chars[i];
+        let c = b[i];
         let start_line = line;
-        if c == '\n' {
+        let tok = |kind| Token {
+            kind,
+            line: start_line,
+        };
+        if c == b'\n' {
             line += 1;
             i += 1;
-        } else if c.is_whitespace() {
+        } else if c.is_ascii_whitespace() {
             i += 1;
-        } else if c == '-' && at(i + 1) == '-' {
-            while i < n && chars[i] != '\n' {
+        } else if c == b'-' && at(i + 1) == b'-' {
+            while i < n && b[i] != b'\n' {
                 i += 1;
             }
-        } else if c == '/' && at(i + 1) == '*' {
+        } else if c == b'/' && at(i + 1) == b'*' {
             let mut depth = 0usize;
             while i < n {
-                if chars[i] == '/' && at(i + 1) == '*' {
+                if b[i] == b'/' && at(i + 1) == b'*' {
                     depth += 1;
                     i += 2;
-                } else if chars[i] == '*' && at(i + 1) == '/' {
+                } else if b[i] == b'*' && at(i + 1) == b'/' {
                     depth -= 1;
                     i += 2;
                     if depth == 0 {
                         break;
                     }
                 } else {
-                    if chars[i] == '\n' {
+                    if b[i] == b'\n' {
                         line += 1;
                     }
                     i += 1;
                 }
             }
-        } else if (c == 'e' || c == 'E') && at(i + 1) == '\'' {
-            let (s, next) = read_quoted(&chars, i + 2, '\'', true, &mut line);
-            out.push(tok(TokenKind::Str(s), start_line));
+        } else if (c == b'e' || c == b'E') && at(i + 1) == b'\'' {
+            let (s, next) = read_quoted(src, i + 2, b'\'', true, &mut line);
+            out.push(tok(TokenKind::Str(s)));
             i = next;
-        } else if c == '\'' {
-            let (s, next) = read_quoted(&chars, i + 1, '\'', false, &mut line);
-            out.push(tok(TokenKind::Str(s), start_line));
+        } else if c == b'\'' {
+            let (s, next) = read_quoted(src, i + 1, b'\'', false, &mut line);
+            out.push(tok(TokenKind::Str(s)));
             i = next;
-        } else if c == '"' {
-            let (s, next) = read_quoted(&chars, i + 1, '"', false, &mut line);
-            out.push(tok(TokenKind::QuotedIdent(s), start_line));
+        } else if c == b'"' {
+            let (s, next) = read_quoted(src, i + 1, b'"', false, &mut line);
+            out.push(tok(TokenKind::QuotedIdent(s)));
             i = next;
-        } else if c == '$'
-            && let Some(tag_end) = dollar_tag(&chars, i)
+        } else if c == b'$'
+            && let Some(tag_end) = dollar_tag(b, i)
         {
-            let tag: Vec<char> = chars[i..=tag_end].to_vec();
+            let tag = &src[i..=tag_end];
             let body_start = tag_end + 1;
-            let mut j = body_start;
-            let mut end = None;
-            while j < n {
-                if chars[j] == '$' && chars[j..].starts_with(&tag) {
-                    end = Some(j);
-                    break;
-                }
-                j += 1;
-            }
-            let body_end = end.unwrap_or(n);
-            let body: String = chars[body_start..body_end].iter().collect();
-            line += body.matches('\n').count();
-            out.push(tok(TokenKind::Str(body), start_line));
-            i = end.map_or(n, |e| e + tag.len());
+            let body_end = src[body_start..].find(tag).map_or(n, |p| body_start + p);
+            let body = &src[body_start..body_end];
+            line += body.bytes().filter(|&x| x == b'\n').count();
+            out.push(tok(TokenKind::Str(Cow::Borrowed(body))));
+            i = if body_end == n {
+                n
+            } else {
+                body_end + tag.len()
+            };
         } else if is_ident_start(c) {
             let s = i;
-            while i < n && is_ident_char(chars[i]) {
+            while i < n && is_ident_byte(b[i]) {
                 i += 1;
             }
-            out.push(tok(
-                TokenKind::Word(chars[s..i].iter().collect()),
-                start_line,
-            ));
-        } else if c == ':' && at(i + 1) == ':' {
-            out.push(tok(TokenKind::Other(':'), start_line));
-            out.push(tok(TokenKind::Other(':'), start_line));
+            out.push(tok(TokenKind::Word(&src[s..i])));
+        } else if c == b':' && at(i + 1) == b':' {
+            out.push(tok(TokenKind::Other(b':')));
+            out.push(tok(TokenKind::Other(b':')));
             i += 2;
-        } else if c == ':' && (at(i + 1) == '\'' || at(i + 1) == '"') {
-            let q = at(i + 1);
-            let (s, next) = read_quoted(&chars, i + 2, q, false, &mut line);
-            out.push(tok(TokenKind::Var(s), start_line));
+        } else if c == b':' && (at(i + 1) == b'\'' || at(i + 1) == b'"') {
+            let (s, next) = read_quoted(src, i + 2, at(i + 1), false, &mut line);
+            out.push(tok(TokenKind::Var(s)));
             i = next;
-        } else if c == ':' && is_ident_start(at(i + 1)) {
+        } else if c == b':' && is_ident_start(at(i + 1)) {
             let s = i + 1;
             i += 1;
-            while i < n && (chars[i].is_alphanumeric() || chars[i] == '_') {
+            while i < n && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80) {
                 i += 1;
             }
-            out.push(tok(
-                TokenKind::Var(chars[s..i].iter().collect()),
-                start_line,
-            ));
-        } else if c == '\\' {
+            out.push(tok(TokenKind::Var(Cow::Borrowed(&src[s..i]))));
+        } else if c == b'\\' {
             let s = i + 1;
             let mut j = s;
-            while j < n && chars[j].is_alphanumeric() {
+            while j < n && b[j].is_ascii_alphanumeric() {
                 j += 1;
             }
-            let name: String = chars[s..j].iter().collect();
-            let mut e = j;
             // A meta-command's arguments end at the end of the line or at the next backslash
             // command (`\gexec`), outside quotes.
-            let mut quote: Option<char> = None;
-            while e < n && chars[e] != '\n' {
-                match (quote, chars[e]) {
-                    (None, '\'' | '"') => quote = Some(chars[e]),
+            let mut e = j;
+            let mut quote: Option<u8> = None;
+            while e < n && b[e] != b'\n' {
+                match (quote, b[e]) {
+                    (None, b'\'' | b'"') => quote = Some(b[e]),
                     (Some(q), ch) if ch == q => quote = None,
-                    (None, '\\') => break,
+                    (None, b'\\') => break,
                     _ => {}
                 }
                 e += 1;
             }
-            let rest: String = chars[j..e].iter().collect();
-            out.push(tok(
-                TokenKind::Meta {
-                    name,
-                    args: meta_args(&rest),
-                },
-                start_line,
-            ));
+            out.push(tok(TokenKind::Meta {
+                name: &src[s..j],
+                args: meta_args(&src[j..e]),
+            }));
             i = e.max(j.max(i + 1));
-        } else if c == ';' {
-            out.push(tok(TokenKind::Semicolon, start_line));
+        } else if c == b';' {
+            out.push(tok(TokenKind::Semicolon));
             i += 1;
         } else {
-            out.push(tok(TokenKind::Other(c), start_line));
+            out.push(tok(TokenKind::Other(c)));
             i += 1;
         }
     }
     out
 }
 
-fn tok(kind: TokenKind, line: usize) -> Token {
-    Token { kind, line }
-}
-
 /// `$tag$` starting at `i`: the index of its closing `$`, or `None` (`$1`, `a$b`).
-fn dollar_tag(chars: &[char], i: usize) -> Option<usize> {
+fn dollar_tag(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
-    if chars.get(j).is_some_and(|c| c.is_ascii_digit()) {
+    if b.get(j).is_some_and(u8::is_ascii_digit) {
         return None;
     }
-    while let Some(&c) = chars.get(j) {
-        if c == '$' {
+    while let Some(&c) = b.get(j) {
+        if c == b'$' {
             return Some(j);
         }
-        if !(c.is_alphanumeric() || c == '_') {
+        if !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80) {
             return None;
         }
         j += 1;
@@ -216,45 +203,63 @@ fn dollar_tag(chars: &[char], i: usize) -> Option<usize> {
     None
 }
 
-/// Read up to the closing `q` (doubled `q` is a literal `q`; `escapes` enables backslashes).
-fn read_quoted(
-    chars: &[char],
-    mut i: usize,
-    q: char,
+/// Read from `start` up to the closing `q` (a doubled `q` is a literal `q`; `escapes` enables
+/// backslash escapes). Borrows when nothing needed unescaping.
+fn read_quoted<'a>(
+    src: &'a str,
+    start: usize,
+    q: u8,
     escapes: bool,
     line: &mut usize,
-) -> (String, usize) {
-    let mut s = String::new();
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\n' {
+) -> (Cow<'a, str>, usize) {
+    let b = src.as_bytes();
+    let mut i = start;
+    let mut owned: Option<String> = None;
+    let mut plain_from = start;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\n' {
             *line += 1;
         }
-        if escapes
-            && c == '\\'
-            && let Some(&next) = chars.get(i + 1)
-        {
-            s.push(match next {
-                'n' => '\n',
-                't' => '\t',
-                'r' => '\r',
-                other => other,
-            });
-            i += 2;
+        let escaped = escapes && c == b'\\' && i + 1 < b.len();
+        let doubled = c == q && b.get(i + 1) == Some(&q);
+        if escaped || doubled {
+            let s = owned.get_or_insert_with(String::new);
+            s.push_str(&src[plain_from..i]);
+            if escaped {
+                // The escaped character may be multi-byte: copy it whole.
+                let ch = src[i + 1..].chars().next().unwrap_or('\\');
+                s.push(match ch {
+                    'n' => '\n',
+                    't' => '\t',
+                    'r' => '\r',
+                    other => other,
+                });
+                i += 1 + ch.len_utf8();
+            } else {
+                s.push(char::from(q));
+                i += 2;
+            }
+            plain_from = i;
             continue;
         }
         if c == q {
-            if chars.get(i + 1) == Some(&q) {
-                s.push(q);
-                i += 2;
-                continue;
-            }
-            return (s, i + 1);
+            return (finish(src, owned, plain_from, i), i + 1);
         }
-        s.push(c);
         i += 1;
     }
-    (s, i)
+    (finish(src, owned, plain_from, b.len()), b.len())
+}
+
+fn finish(src: &str, owned: Option<String>, from: usize, to: usize) -> Cow<'_, str> {
+    let tail = src.get(from..to).unwrap_or("");
+    match owned {
+        Some(mut s) => {
+            s.push_str(tail);
+            Cow::Owned(s)
+        }
+        None => Cow::Borrowed(tail),
+    }
 }
 
 /// Split meta-command arguments as psql does: whitespace-separated, `'…'` and `"…"` quoted.
@@ -327,7 +332,7 @@ pub enum PasswordValue {
 pub fn scan(src: &str) -> Vec<Event> {
     let tokens = tokenize(src);
     let mut events = Vec::new();
-    let mut stmt: Vec<&Token> = Vec::new();
+    let mut stmt: Vec<&Token<'_>> = Vec::new();
     for t in &tokens {
         match &t.kind {
             TokenKind::Semicolon => {
@@ -337,7 +342,7 @@ pub fn scan(src: &str) -> Vec<Event> {
             TokenKind::Meta { name, args } => {
                 statement_events(&stmt, &mut events);
                 stmt.clear();
-                if (name == "c" || name == "connect")
+                if (*name == "c" || *name == "connect")
                     && let Some(db) = connect_target(args)
                 {
                     events.push(Event::Connect {
@@ -365,7 +370,7 @@ fn connect_target(args: &[String]) -> Option<String> {
     (first != "-").then(|| first.clone())
 }
 
-fn statement_events(stmt: &[&Token], events: &mut Vec<Event>) {
+fn statement_events(stmt: &[&Token<'_>], events: &mut Vec<Event>) {
     let Some(first) = stmt.first() else {
         return;
     };
@@ -386,7 +391,10 @@ fn statement_events(stmt: &[&Token], events: &mut Vec<Event>) {
                 .position(|t| t.is_word("template"))
                 .and_then(|p| {
                     let mut j = p + 1;
-                    if stmt.get(j).is_some_and(|t| t.kind == TokenKind::Other('=')) {
+                    if stmt
+                        .get(j)
+                        .is_some_and(|t| t.kind == TokenKind::Other(b'='))
+                    {
                         j += 1;
                     }
                     stmt.get(j).and_then(|t| t.ident())
@@ -411,8 +419,8 @@ fn statement_events(stmt: &[&Token], events: &mut Vec<Event>) {
             }
             let password = match stmt.get(p + 1).map(|t| &t.kind) {
                 Some(TokenKind::Str(s)) if is_hashed_password(s) => PasswordValue::Hashed,
-                Some(TokenKind::Str(s)) => PasswordValue::Plain(s.clone()),
-                Some(TokenKind::Var(v)) => PasswordValue::Variable(v.clone()),
+                Some(TokenKind::Str(s)) => PasswordValue::Plain(s.to_string()),
+                Some(TokenKind::Var(v)) => PasswordValue::Variable(v.to_string()),
                 Some(TokenKind::Word(w)) if w.eq_ignore_ascii_case("null") => PasswordValue::Null,
                 _ => continue,
             };
@@ -520,7 +528,7 @@ mod tests {
         let vars: Vec<_> = t
             .iter()
             .filter_map(|t| match &t.kind {
-                TokenKind::Var(v) => Some(v.as_str()),
+                TokenKind::Var(v) => Some(v.as_ref()),
                 _ => None,
             })
             .collect();
@@ -533,5 +541,14 @@ mod tests {
         for src in ["'abc", "$x$ abc", "/* /* */", "E'\\", "\\", ":'", "\"x"] {
             let _ = scan(src);
         }
+        let t = tokenize("SELECT E'ä\\é''x', 'ü''y', $ä$ a;b $ä$, \"Ü\"\"n\";");
+        let strs: Vec<String> = t
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TokenKind::Str(s) | TokenKind::QuotedIdent(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(strs, vec!["äé'x", "ü'y", " a;b ", "Ü\"n"]);
     }
 }

@@ -11,17 +11,27 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The workload kinds followed by `extra` kinds, as a `&[&str]` for `Policy::KINDS`:
+/// `workload_kinds_and!("ConfigMap", "Secret")`.
+#[macro_export]
+macro_rules! workload_kinds_and {
+    ($($extra:literal),* $(,)?) => {
+        &[
+            "Pod",
+            "Deployment",
+            "ReplicaSet",
+            "StatefulSet",
+            "DaemonSet",
+            "ReplicationController",
+            "Job",
+            "CronJob",
+            $($extra),*
+        ]
+    };
+}
+
 /// Every kind that carries a pod template.
-pub const WORKLOAD_KINDS: &[&str] = &[
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-];
+pub const WORKLOAD_KINDS: &[&str] = workload_kinds_and!();
 
 /// A typed view of a pod spec: the fields one rule reads. Deserialising only those (unknown
 /// fields are skipped without allocating) is most of a policy's evaluation time; [`PodSpec`]

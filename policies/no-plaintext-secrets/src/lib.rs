@@ -17,19 +17,7 @@ use std::collections::BTreeMap;
 pub struct NoPlaintextSecrets;
 
 /// Workload kinds, ConfigMaps, Secrets and CloudNativePG `Cluster`s.
-pub const KINDS: &[&str] = &[
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-    "ConfigMap",
-    "Secret",
-    "Cluster",
-];
+pub const KINDS: &[&str] = stackguard_common::workload_kinds_and!("ConfigMap", "Secret", "Cluster");
 
 impl Policy for NoPlaintextSecrets {
     const NAME: &'static str = "no-plaintext-secrets";

@@ -27,18 +27,7 @@ pub const INIT_DIR: &str = "/docker-entrypoint-initdb.d";
 pub const CNPG_DEFAULT_IMAGE: &str = "ghcr.io/cloudnative-pg/postgresql";
 
 /// Workload kinds, ConfigMaps and CloudNativePG `Cluster`s.
-pub const KINDS: &[&str] = &[
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-    "ConfigMap",
-    "Cluster",
-];
+pub const KINDS: &[&str] = stackguard_common::workload_kinds_and!("ConfigMap", "Cluster");
 
 impl Policy for PostgresExtensions {
     const NAME: &'static str = "postgres-extensions";

@@ -22,17 +22,7 @@ use std::collections::BTreeMap;
 pub struct RedisPubsubNoeviction;
 
 /// Workload kinds and ConfigMaps.
-pub const KINDS: &[&str] = &[
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-    "ConfigMap",
-];
+pub const KINDS: &[&str] = stackguard_common::workload_kinds_and!("ConfigMap");
 
 impl Policy for RedisPubsubNoeviction {
     const NAME: &'static str = "redis-pubsub-noeviction";

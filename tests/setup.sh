@@ -13,8 +13,6 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # CLI tests: a venv for the real pre-commit (tests/precommit.rs), jsonschema and npm to validate
 # SARIF against the official 2.1.0 schema (tests/cli_check.rs).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
-python3 -c 'import jsonschema' >/dev/null 2>&1 || need_apt+=(python3-jsonschema)
-command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,6 +21,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+# jsonschema for the `python3` the tests run (the machine's own Python, not Debian's).
+python3 -c 'import jsonschema' >/dev/null 2>&1 || python3 -m pip install -q jsonschema
 
 # The playground (make playground): wasm32-unknown-unknown, wasm-bindgen-cli matching the
 # wasm-bindgen crate (no --locked: a locked dependency is missing from the registry mirror), and

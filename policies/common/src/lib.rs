@@ -7,6 +7,7 @@
 pub mod context;
 pub mod de;
 pub mod glob;
+pub mod jsonpath;
 pub mod mounts;
 pub mod policy;
 pub mod quantity;

@@ -3,7 +3,7 @@
 //!
 //! Nothing here returns or formats a secret value for display: callers get kinds and names.
 
-use regex::RegexSet;
+use regex_lite::Regex;
 use std::sync::OnceLock;
 
 /// Words that make a name sensitive (after splitting on `_`, `-`, `.`, camelCase).
@@ -284,57 +284,61 @@ pub fn flag_passwords(argv: &[String]) -> Vec<FlagPassword> {
     out
 }
 
-/// Names of the well-known token formats, in [`token_set`] order.
-const TOKEN_KINDS: &[&str] = &[
-    "a private key (PEM)",
-    "an AWS access key",
-    "a GitHub token",
-    "a GitHub token",
-    "a GitLab token",
-    "a Slack token",
-    "a JWT bearer token",
+/// Well-known token formats: what they are, literal markers one of which every match contains
+/// (a cheap test before the regex runs), and the pattern.
+const TOKENS: &[(&str, &[&str], &str)] = &[
+    (
+        "a private key (PEM)",
+        &["-----BEGIN"],
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+    ),
+    (
+        "an AWS access key",
+        &["AKIA", "ASIA", "AROA", "AIDA"],
+        r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b",
+    ),
+    ("a GitHub token", &["gh"], r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+    (
+        "a GitHub token",
+        &["github_pat_"],
+        r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",
+    ),
+    (
+        "a GitLab token",
+        &["glpat-"],
+        r"\bglpat-[A-Za-z0-9_\-]{20,}",
+    ),
+    (
+        "a Slack token",
+        &["xox"],
+        r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+    ),
+    (
+        "a JWT bearer token",
+        &["eyJ"],
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+    ),
 ];
 
-fn token_set() -> &'static RegexSet {
-    static SET: OnceLock<RegexSet> = OnceLock::new();
+/// The compiled [`TOKENS`] patterns, once per process (module instance).
+fn token_regexes() -> &'static [Regex] {
+    static SET: OnceLock<Vec<Regex>> = OnceLock::new();
     SET.get_or_init(|| {
-        RegexSet::new([
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
-            r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b",
-            r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",
-            r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",
-            r"\bglpat-[A-Za-z0-9_\-]{20,}",
-            r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
-            r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-        ])
-        .expect("token patterns are valid")
+        TOKENS
+            .iter()
+            .map(|(_, _, p)| Regex::new(p).expect("token patterns are valid"))
+            .collect()
     })
 }
 
 /// The kinds of well-known secret formats present in `text` (deduplicated, stable order).
 pub fn token_kinds(text: &str) -> Vec<&'static str> {
-    // Fast exit: every format contains one of these markers.
-    let markers = [
-        "-----BEGIN",
-        "AKIA",
-        "ASIA",
-        "AROA",
-        "AIDA",
-        "gh",
-        "github_pat_",
-        "glpat-",
-        "xox",
-        "eyJ",
-    ];
-    if !markers.iter().any(|m| text.contains(m)) {
-        return Vec::new();
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for ((kind, markers, _), re) in TOKENS.iter().zip(token_regexes()) {
+        if markers.iter().any(|m| text.contains(m)) && re.is_match(text) && !kinds.contains(kind) {
+            kinds.push(kind);
+        }
     }
-    let mut kinds: Vec<&'static str> = token_set()
-        .matches(text)
-        .into_iter()
-        .filter_map(|i| TOKEN_KINDS.get(i).copied())
-        .collect();
-    kinds.dedup();
     kinds
 }
 

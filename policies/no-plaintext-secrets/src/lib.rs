@@ -461,18 +461,10 @@ impl Scan<'_> {
 
     fn extra_paths(&mut self, object: &serde_json::Value) {
         let compiled = self.compiled;
-        for (source, query) in &compiled.extra_paths {
-            let found = match jsonpath_rust::query::js_path_process(query, object) {
-                Ok(found) => found,
-                Err(_) => {
-                    self.verdict
-                        .warn(format!("extraPaths {source:?} could not be evaluated"));
-                    continue;
-                }
-            };
-            for r in found {
+        for (_, query) in &compiled.extra_paths {
+            for (found_path, found) in query.select(object) {
                 let mut strings = Vec::new();
-                collect_strings(r.val, &r.path, &mut strings);
+                collect_strings(found, &found_path, &mut strings);
                 for (path, s) in strings {
                     self.text(&path, &format!("field {path}"), s, None);
                     for (line, k, v) in secrets::key_value_lines(s) {
@@ -516,6 +508,62 @@ pub extern "C" fn wapc_init() {
 #[cfg(test)]
 mod tests {
     use super::KINDS;
+
+    /// The extraPaths evaluator agrees with jsonpath-rust (the reference implementation) on
+    /// every query form it supports.
+    #[test]
+    fn extra_paths_match_jsonpath_rust() {
+        let object = serde_json::json!({
+            "apiVersion": "postgresql.cnpg.io/v1",
+            "kind": "Cluster",
+            "metadata": {"name": "pg", "annotations": {"a.example/x": "1", "it's": "2"}},
+            "spec": {
+                "instances": 3,
+                "bootstrap": {"initdb": {"postInitSQL": ["CREATE ROLE a", "SELECT 1", "x"]}},
+                "externalClusters": [
+                    {"name": "one", "connectionParameters": {"host": "h1", "user": "u"}},
+                    {"name": "two", "connectionParameters": {"host": "h2"}}
+                ]
+            }
+        });
+        let queries = [
+            "$.metadata.annotations",
+            "$.metadata.annotations.*",
+            "$['metadata']['annotations']['it\\'s']",
+            "$.spec.bootstrap.initdb.postInitSQL[*]",
+            "$.spec.bootstrap.initdb.postInitSQL[1]",
+            "$.spec.bootstrap.initdb.postInitSQL[-1]",
+            "$.spec.bootstrap.initdb.postInitSQL[0:2]",
+            "$.spec.bootstrap.initdb.postInitSQL[::-1]",
+            "$.spec.externalClusters[*].connectionParameters",
+            "$.spec.externalClusters[0,1].name",
+            "$..host",
+            "$..connectionParameters.*",
+            "$..[0]",
+            "$.spec.missing",
+            "$",
+        ];
+        for q in queries {
+            let mut ours: Vec<(String, serde_json::Value)> =
+                stackguard_common::jsonpath::Query::parse(q)
+                    .unwrap_or_else(|e| panic!("{q}: {e}"))
+                    .select(&object)
+                    .into_iter()
+                    .map(|(p, v)| (p, v.clone()))
+                    .collect();
+            let parsed = jsonpath_rust::parser::parse_json_path(q)
+                .unwrap_or_else(|e| panic!("jsonpath-rust rejects {q}: {e}"));
+            let mut theirs: Vec<(String, serde_json::Value)> =
+                jsonpath_rust::query::js_path_process(&parsed, &object)
+                    .unwrap_or_else(|e| panic!("jsonpath-rust fails on {q}: {e}"))
+                    .into_iter()
+                    .map(|r| (r.path.clone(), r.val.clone()))
+                    .collect();
+            ours.sort_by(|a, b| a.0.cmp(&b.0));
+            theirs.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(ours, theirs, "{q}");
+        }
+    }
 
     #[test]
     fn kinds_cover_every_workload_kind() {

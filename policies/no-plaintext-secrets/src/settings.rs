@@ -3,11 +3,10 @@
 //! User regexes and JSONPath expressions are compiled once per module instance: policy-server
 //! sends the same settings with every request, so the compiled form is cached by its source.
 
-use jsonpath_rust::parser::model::JpQuery;
-use jsonpath_rust::parser::parse_json_path;
-use regex::Regex;
+use regex_lite::Regex;
 use serde::{Deserialize, Serialize};
 use stackguard_common::Settings as SettingsTrait;
+use stackguard_common::jsonpath::Query;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -45,7 +44,7 @@ impl Default for Settings {
 pub struct Compiled {
     sources: (Vec<String>, Vec<String>),
     pub name_patterns: Vec<Regex>,
-    pub extra_paths: Vec<(String, JpQuery)>,
+    pub extra_paths: Vec<(String, Query)>,
 }
 
 impl Settings {
@@ -74,7 +73,7 @@ impl Settings {
             .extra_paths
             .iter()
             .map(|p| {
-                parse_json_path(p)
+                Query::parse(p)
                     .map(|q| (p.clone(), q))
                     .map_err(|e| format!("extraPaths: invalid JSONPath {p:?}: {e}"))
             })

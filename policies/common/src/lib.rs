@@ -4,6 +4,7 @@
 //! [`verdict::Verdict`] comes out. The same code runs inside the waPC modules (see `guest`),
 //! natively in the `stackguard` CLI and in the tests.
 
+pub mod cnpg;
 pub mod context;
 pub mod de;
 pub mod glob;

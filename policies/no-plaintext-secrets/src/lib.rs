@@ -93,33 +93,7 @@ struct CnpgSpec {
     #[serde(default, deserialize_with = "null_default")]
     env: Vec<EnvVar>,
     #[serde(default, deserialize_with = "null_default")]
-    bootstrap: CnpgBootstrap,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct CnpgBootstrap {
-    #[serde(default, deserialize_with = "null_default")]
-    initdb: CnpgInitdb,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct CnpgInitdb {
-    #[serde(default, deserialize_with = "null_default", rename = "postInitSQL")]
-    post_init_sql: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        rename = "postInitApplicationSQL"
-    )]
-    post_init_application_sql: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        rename = "postInitTemplateSQL"
-    )]
-    post_init_template_sql: Vec<String>,
+    bootstrap: stackguard_common::cnpg::Bootstrap,
 }
 
 /// Shells whose `-c` argument is a script.
@@ -445,13 +419,12 @@ impl Scan<'_> {
 
     fn cnpg_cluster(&mut self, c: &CnpgCluster) {
         self.env("spec", "cluster", &c.spec.env);
-        let initdb = &c.spec.bootstrap.initdb;
-        for (field, list) in [
-            ("postInitSQL", &initdb.post_init_sql),
-            ("postInitApplicationSQL", &initdb.post_init_application_sql),
-            ("postInitTemplateSQL", &initdb.post_init_template_sql),
-        ] {
-            for (i, stmt) in list.iter().enumerate() {
+        let Some(initdb) = &c.spec.bootstrap.initdb else {
+            return;
+        };
+        for phase in initdb.phases() {
+            let field = phase.field;
+            for (i, stmt) in phase.inline.iter().enumerate() {
                 let path = format!("spec.bootstrap.initdb.{field}[{i}]");
                 self.sql(&path, field, stmt);
                 self.text(&path, field, stmt, None);

@@ -15,7 +15,7 @@ use stackguard_common::de::null_default;
 use stackguard_common::mounts::{self, Provider};
 use stackguard_common::request::Metadata;
 use stackguard_common::workload::{ContainerRef, ContainerRole, Workload};
-use stackguard_common::{ClusterContext, Policy, Request, Verdict, glob, shell, sql};
+use stackguard_common::{ClusterContext, Policy, Request, Verdict, cnpg, glob, shell, sql};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub struct PostgresExtensions;
@@ -361,89 +361,22 @@ struct ClusterSpec {
     #[serde(default)]
     image_catalog_ref: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "null_default")]
-    bootstrap: Bootstrap,
-}
-
-#[derive(Deserialize, Default)]
-struct Bootstrap {
-    #[serde(default)]
-    initdb: Option<Initdb>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct Initdb {
-    #[serde(default)]
-    database: Option<String>,
-    #[serde(default, deserialize_with = "null_default", rename = "postInitSQL")]
-    post_init_sql: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        rename = "postInitTemplateSQL"
-    )]
-    post_init_template_sql: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        rename = "postInitApplicationSQL"
-    )]
-    post_init_application_sql: Vec<String>,
-    #[serde(default, rename = "postInitSQLRefs")]
-    post_init_sql_refs: Option<SqlRefs>,
-    #[serde(default, rename = "postInitTemplateSQLRefs")]
-    post_init_template_sql_refs: Option<SqlRefs>,
-    #[serde(default, rename = "postInitApplicationSQLRefs")]
-    post_init_application_sql_refs: Option<SqlRefs>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct SqlRefs {
-    #[serde(default, deserialize_with = "null_default")]
-    config_map_refs: Vec<KeyRef>,
-    #[serde(default, deserialize_with = "null_default")]
-    secret_refs: Vec<KeyRef>,
-}
-
-#[derive(Deserialize, Default)]
-struct KeyRef {
-    #[serde(default, deserialize_with = "null_default")]
-    name: String,
-    #[serde(default, deserialize_with = "null_default")]
-    key: String,
+    bootstrap: cnpg::Bootstrap,
 }
 
 fn cluster(c: &Cluster, ns: &str, s: &Settings, ctx: &dyn ClusterContext, v: &mut Verdict) {
-    let initdb = c.spec.bootstrap.initdb.as_ref();
-    let app_db = initdb
-        .and_then(|i| i.database.clone())
-        .unwrap_or_else(|| "app".to_string());
-    let mut run = Run::new(&app_db);
-    let empty = Initdb::default();
-    let i = initdb.unwrap_or(&empty);
+    let empty = cnpg::Initdb::default();
+    let i = c.spec.bootstrap.initdb.as_ref().unwrap_or(&empty);
+    let app_db = i.app_database();
+    let mut run = Run::new(app_db);
     // CloudNativePG runs the inline queries, then the referenced ones, in this order.
-    let phases = [
-        (
-            "postInitSQL",
-            "postgres",
-            &i.post_init_sql,
-            &i.post_init_sql_refs,
-        ),
-        (
-            "postInitTemplateSQL",
-            "template1",
-            &i.post_init_template_sql,
-            &i.post_init_template_sql_refs,
-        ),
-        (
-            "postInitApplicationSQL",
-            app_db.as_str(),
-            &i.post_init_application_sql,
-            &i.post_init_application_sql_refs,
-        ),
-    ];
-    for (field, db, inline, refs) in phases {
+    for cnpg::Phase {
+        field,
+        database: db,
+        inline,
+        refs,
+    } in i.phases()
+    {
         for stmt in inline.iter() {
             run.sql(stmt, db);
         }

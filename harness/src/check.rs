@@ -45,19 +45,33 @@ pub enum Color {
     Never,
 }
 
-/// Run `check`; returns the exit code. An `Err` is a usage or config error (exit 2).
-pub fn main(args: Args) -> Result<i32> {
-    let config = match &args.config {
-        Some(p) => Config::load(p)?,
+/// The config given with `--config`, else `.stackguard.yaml` when present, else defaults.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
+    match path {
+        Some(p) => Config::load(p),
         None => {
             let p = std::path::Path::new(config::DEFAULT_FILE);
             if p.exists() {
-                Config::load(p)?
+                Config::load(p)
             } else {
-                Config::default()
+                Ok(Config::default())
             }
         }
-    };
+    }
+}
+
+/// Whether to colour standard output.
+pub fn use_color(c: Color) -> bool {
+    match c {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+/// Run `check`; returns the exit code. An `Err` is a usage or config error (exit 2).
+pub fn main(args: Args) -> Result<i32> {
+    let config = load_config(args.config.as_deref())?;
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -82,24 +96,14 @@ pub fn main(args: Args) -> Result<i32> {
         return Ok(0);
     }
 
-    let engine = build_engine(&args, &config)?;
+    let engine = build_engine(&args.modules, &config)?;
     let findings = engine.check(&loaded.objects, &config);
     let report = build_report(&loaded, &engine, findings);
-
-    let color = match args.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = out.write_all(report.render(args.format, color).as_bytes());
+    let _ = out.write_all(report.render(args.format, use_color(args.color)).as_bytes());
     let _ = out.flush();
-    Ok(if report.findings.is_empty() && report.errors.is_empty() {
-        0
-    } else {
-        1
-    })
+    Ok(report.totals().exit_code())
 }
 
 /// Entry point of the lean `stackguard-hook` binary: `stackguard check`, nothing else.
@@ -124,18 +128,20 @@ pub fn hook_main() -> i32 {
     }
 }
 
+/// The built-in policies, or the given compiled modules (`--policy`).
 #[cfg(feature = "host")]
-fn build_engine(args: &Args, config: &Config) -> Result<Engine> {
-    if args.modules.is_empty() {
+pub fn build_engine(modules: &[PathBuf], config: &Config) -> Result<Engine> {
+    if modules.is_empty() {
         Engine::native(config)
     } else {
-        Engine::modules(&args.modules, config)
+        Engine::modules(modules, config)
     }
 }
 
+/// The built-in policies (`--policy` needs the waPC host).
 #[cfg(not(feature = "host"))]
-fn build_engine(args: &Args, config: &Config) -> Result<Engine> {
-    if !args.modules.is_empty() {
+pub fn build_engine(modules: &[PathBuf], config: &Config) -> Result<Engine> {
+    if !modules.is_empty() {
         return Err(anyhow!(
             "--policy needs the waPC host: this stackguard was built without the `host` feature"
         ));
@@ -234,5 +240,6 @@ pub fn build_report(
         findings: out,
         errors: loaded.errors.clone(),
         policies: engine.policies.clone(),
+        cluster: None,
     }
 }

@@ -4,13 +4,20 @@
 use serde::Deserialize;
 use serde_json::Value;
 use stackguard_common::ClusterContext;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
-/// Objects indexed by (apiVersion, kind, namespace, name).
+/// An object's identity: (apiVersion, kind, namespace, name).
+pub type Key = (String, String, String, String);
+
+/// Objects indexed by (apiVersion, kind, namespace, name). Lookups of objects it does not hold
+/// are remembered ([`ObjectStore::take_misses`]), so a caller that can fetch them (`audit`,
+/// from the live cluster) knows what to add before evaluating again.
 #[derive(Debug, Default)]
 pub struct ObjectStore {
     objects: Vec<Value>,
-    index: HashMap<(String, String, String, String), usize>,
+    index: HashMap<Key, usize>,
+    misses: Mutex<BTreeSet<Key>>,
 }
 
 fn field<'a>(v: &'a Value, path: &[&str]) -> &'a str {
@@ -61,7 +68,7 @@ impl ObjectStore {
             namespace.to_string(),
             name.to_string(),
         );
-        self.index.get(&key).map(|&i| &self.objects[i]).or_else(|| {
+        let found = self.index.get(&key).map(|&i| &self.objects[i]).or_else(|| {
             // Manifests often omit the namespace: accept an object without one.
             if namespace.is_empty() {
                 return None;
@@ -73,7 +80,21 @@ impl ObjectStore {
                 name.to_string(),
             );
             self.index.get(&key).map(|&i| &self.objects[i])
-        })
+        });
+        if found.is_none() {
+            if let Ok(mut m) = self.misses.lock() {
+                m.insert(key);
+            }
+        }
+        found
+    }
+
+    /// The objects looked up but not found since the last call, each once.
+    pub fn take_misses(&self) -> BTreeSet<Key> {
+        self.misses
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
     }
 
     /// Answer `kubernetes/get_resource` (payload as the Kubewarden SDK sends it).
@@ -138,5 +159,40 @@ impl ClusterContext for ObjectStore {
         Ok(self
             .find(api_version, kind, namespace.unwrap_or(""), name)
             .cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lookups_of_absent_objects_are_remembered_once() {
+        let mut s = ObjectStore::new();
+        s.insert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}}));
+        assert!(
+            s.get_resource("v1", "ConfigMap", Some("n"), "a")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.get_resource("v1", "ConfigMap", Some("n"), "b")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.get_resource("v1", "ConfigMap", Some("n"), "b")
+                .unwrap()
+                .is_none()
+        );
+        let key = (
+            "v1".to_string(),
+            "ConfigMap".to_string(),
+            "n".to_string(),
+            "b".to_string(),
+        );
+        assert_eq!(s.take_misses(), BTreeSet::from([key]));
+        assert!(s.take_misses().is_empty());
     }
 }

@@ -12,6 +12,7 @@ use anyhow::{Result, anyhow};
 use serde_json::Value;
 use stackguard_common::policy::Prepared;
 use stackguard_common::request::{Object as ReqObject, Operation, Request};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A policy taking part in a run.
@@ -109,30 +110,46 @@ impl Engine {
         })
     }
 
-    /// Evaluate every object; findings come back in object order.
+    /// Evaluate every object, the objects themselves forming the cluster state that
+    /// context-aware rules see; findings come back in object order.
     pub fn check(&self, objects: &[Object], config: &Config) -> Vec<Finding> {
-        let store = self.cluster_state(objects);
-        let applicable = |o: &Object| -> Vec<usize> {
-            (0..self.policies.len())
-                .filter(|&p| {
-                    let info = &self.policies[p];
-                    info.metadata.matches(o.api_version(), o.kind(), "CREATE")
-                        && !config.exempt(&info.name, o)
-                })
-                .collect()
-        };
+        let mut store = ObjectStore::new();
+        self.add_context(&mut store, objects.iter().map(|o| &o.value));
+        self.evaluate(objects, &Arc::new(store), config)
+    }
+
+    /// The policies that meet `o`: their `metadata.yml` rules match it (as a CREATE) and no
+    /// exemption of `config` skips it.
+    pub fn applicable(&self, o: &Object, config: &Config) -> Vec<usize> {
+        (0..self.policies.len())
+            .filter(|&p| {
+                let info = &self.policies[p];
+                info.metadata.matches(o.api_version(), o.kind(), "CREATE")
+                    && !config.exempt(&info.name, o)
+            })
+            .collect()
+    }
+
+    /// Evaluate every object against `store` as the cluster state; findings come back in
+    /// object order.
+    pub fn evaluate(
+        &self,
+        objects: &[Object],
+        store: &Arc<ObjectStore>,
+        config: &Config,
+    ) -> Vec<Finding> {
         let per_object: Vec<Vec<Finding>> = match &self.backend {
             Backend::Native(prepared) => par_map(
                 objects,
                 || (),
                 |_, i, o| {
                     let mut out = Vec::new();
-                    for p in applicable(o) {
+                    for p in self.applicable(o, config) {
                         let (verdict, _) = policies::evaluate_object(
                             prepared[p].as_ref(),
                             &o.value,
                             Operation::Create,
-                            &store,
+                            store.as_ref(),
                         );
                         out.extend(verdict.findings.into_iter().map(|f| Finding {
                             object: i,
@@ -145,52 +162,59 @@ impl Engine {
                 },
             ),
             #[cfg(feature = "host")]
-            Backend::Modules(m) => {
-                let store = std::sync::Arc::new(store);
-                par_map(
-                    objects,
-                    || m.instantiate(&store),
-                    |evals, i, o| {
-                        let mut out = Vec::new();
-                        for p in applicable(o) {
-                            out.extend(m.evaluate(evals, p, o).into_iter().map(
-                                |(path, message)| Finding {
-                                    object: i,
-                                    policy: p,
-                                    path,
-                                    message,
-                                },
-                            ));
-                        }
-                        out
-                    },
-                )
-            }
+            Backend::Modules(m) => par_map(
+                objects,
+                || m.instantiate(store),
+                |evals, i, o| {
+                    let mut out = Vec::new();
+                    for p in self.applicable(o, config) {
+                        out.extend(m.evaluate(evals, p, o).into_iter().map(|(path, message)| {
+                            Finding {
+                                object: i,
+                                policy: p,
+                                path,
+                                message,
+                            }
+                        }));
+                    }
+                    out
+                },
+            ),
         };
         per_object.into_iter().flatten().collect()
     }
 
-    /// The objects context-aware policies may look up: only the kinds their metadata declares
-    /// (as policy-server allows), so plain runs copy nothing.
-    fn cluster_state(&self, objects: &[Object]) -> ObjectStore {
-        let mut store = ObjectStore::new();
-        let wanted: Vec<_> = self
+    /// The (apiVersion, kind) pairs context-aware policies may look up (as policy-server
+    /// allows: only what their metadata declares).
+    pub fn context_kinds(&self) -> Vec<(&str, &str)> {
+        let mut kinds: Vec<(&str, &str)> = self
             .policies
             .iter()
             .flat_map(|p| p.metadata.context_aware_resources.iter())
+            .map(|r| (r.api_version.as_str(), r.kind.as_str()))
             .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+    }
+
+    /// Add the objects of the kinds context-aware policies may look up to `store` (so plain
+    /// runs copy nothing).
+    pub fn add_context<'a>(
+        &self,
+        store: &mut ObjectStore,
+        objects: impl Iterator<Item = &'a Value>,
+    ) {
+        let wanted = self.context_kinds();
         if wanted.is_empty() {
-            return store;
+            return;
         }
+        let str_at = |v: &'a Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
         for o in objects {
-            if wanted
-                .iter()
-                .any(|r| r.api_version == o.api_version() && r.kind == o.kind())
-            {
-                store.insert(o.value.clone());
+            if wanted.contains(&(str_at(o, "apiVersion"), str_at(o, "kind"))) {
+                store.insert(o.clone());
             }
         }
-        store
     }
 }
 

@@ -3,38 +3,64 @@
 //! ```json
 //! {
 //!   "version": 1,
-//!   "summary": {"files": 2, "objects": 5, "rejected": 1, "findings": 2, "errors": 0},
 //!   "findings": [{"file": "deploy/db.yaml", "line": 21, "apiVersion": "apps/v1",
 //!                 "kind": "StatefulSet", "namespace": "db", "name": "pg",
 //!                 "policy": "run-as-non-root",
 //!                 "path": "spec.template.spec.securityContext.runAsUser",
 //!                 "message": "container 'pg' runs as root"}],
-//!   "errors": [{"file": "bad.yaml", "line": 3, "message": "invalid YAML: …"}]
+//!   "errors": [{"file": "bad.yaml", "line": 3, "message": "invalid YAML: …"}],
+//!   "summary": {"files": 2, "objects": 5, "rejected": 1, "findings": 2, "errors": 0}
 //! }
 //! ```
+//!
+//! `audit` writes the same document: `file` is `cluster://<context>/<namespace>/<kind>/<name>`
+//! (`cluster://<context>/<kind>/<name>` for cluster-scoped objects), `line` is 0, `files`
+//! counts the objects (each is its own source) and `summary` adds `context` and `namespaces`.
 
-use super::Report;
+use super::{Finding, Totals, indent_rest};
+use crate::manifest::InputError;
 use serde_json::json;
 
-pub fn render(r: &Report) -> String {
-    let errors: Vec<_> = r
-        .errors
+pub fn begin() -> String {
+    "{\n  \"version\": 1,\n  \"findings\": [".to_string()
+}
+
+pub fn finding(out: &mut String, first: bool, f: &Finding) {
+    if !first {
+        out.push(',');
+    }
+    out.push_str("\n    ");
+    out.push_str(&indent_rest(
+        &serde_json::to_string_pretty(f).unwrap_or_default(),
+        4,
+    ));
+}
+
+pub fn finish(out: &mut String, any_findings: bool, errors: &[InputError], t: &Totals) {
+    if any_findings {
+        out.push_str("\n  ");
+    }
+    let errors: Vec<_> = errors
         .iter()
         .map(|e| json!({"file": e.file, "line": e.line, "message": e.message}))
         .collect();
-    let doc = json!({
-        "version": 1,
-        "summary": {
-            "files": r.files,
-            "objects": r.objects,
-            "rejected": r.rejected,
-            "findings": r.findings.len(),
-            "errors": r.errors.len(),
-        },
-        "findings": r.findings,
-        "errors": errors,
+    let mut summary = json!({
+        "files": t.files,
+        "objects": t.objects,
+        "rejected": t.rejected,
+        "findings": t.findings,
+        "errors": t.errors,
     });
-    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    out.push('\n');
-    out
+    if let Some(c) = &t.cluster {
+        summary["context"] = json!(c.context);
+        summary["namespaces"] = json!(c.namespaces);
+    }
+    let pretty = |v: &serde_json::Value| {
+        indent_rest(&serde_json::to_string_pretty(v).unwrap_or_default(), 2)
+    };
+    out.push_str("],\n  \"errors\": ");
+    out.push_str(&pretty(&json!(errors)));
+    out.push_str(",\n  \"summary\": ");
+    out.push_str(&pretty(&summary));
+    out.push_str("\n}\n");
 }

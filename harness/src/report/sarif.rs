@@ -2,7 +2,9 @@
 //! result per finding with file and line; unreadable manifests are results of the rule
 //! `manifest-error` so they show up in the same place.
 
-use super::Report;
+use super::{Finding, indent_rest};
+use crate::engine::PolicyInfo;
+use crate::manifest::InputError;
 use serde_json::{Value, json};
 
 const ERROR_RULE: &str = "manifest-error";
@@ -26,7 +28,14 @@ fn uri(path: &str) -> String {
     out
 }
 
+/// A file of the repository (relative to `%SRCROOT%`, with a line), or an object of a cluster
+/// (`audit`: an absolute `cluster://` URI without a region).
 fn location(file: &str, line: usize) -> Value {
+    if file.starts_with("cluster://") {
+        return json!({
+            "physicalLocation": {"artifactLocation": {"uri": uri(file)}}
+        });
+    }
     json!({
         "physicalLocation": {
             "artifactLocation": {"uri": uri(file), "uriBaseId": "%SRCROOT%"},
@@ -35,9 +44,9 @@ fn location(file: &str, line: usize) -> Value {
     })
 }
 
-pub fn render(r: &Report) -> String {
-    let mut rules: Vec<Value> = r
-        .policies
+/// The rules: one per policy (with help text), then `manifest-error`.
+fn rules(policies: &[PolicyInfo]) -> Vec<Value> {
+    let mut rules: Vec<Value> = policies
         .iter()
         .map(|p| {
             let desc = p
@@ -74,55 +83,78 @@ pub fn render(r: &Report) -> String {
         "help": {"text": "Fix the syntax error at the reported line.", "markdown": "Fix the syntax error at the reported line."},
         "defaultConfiguration": {"level": "error"},
     }));
-    let rule_index = |id: &str| rules.iter().position(|r| r["id"] == id).unwrap_or(0);
-    let mut results: Vec<Value> = r
-        .findings
+    rules
+}
+
+/// The index of a rule: a policy's position, `manifest-error` after them.
+fn rule_index(policies: &[PolicyInfo], id: &str) -> usize {
+    policies
         .iter()
-        .map(|f| {
-            let object = if f.namespace.is_empty() {
-                format!("{} '{}'", f.kind, f.name)
-            } else {
-                format!("{} '{}/{}'", f.kind, f.namespace, f.name)
-            };
-            let text = match &f.path {
-                Some(p) => format!("{object}: {p}: {}", f.message),
-                None => format!("{object}: {}", f.message),
-            };
-            json!({
-                "ruleId": f.policy,
-                "ruleIndex": rule_index(&f.policy),
-                "level": "error",
-                "message": {"text": text},
-                "locations": [location(&f.file, f.line)],
-            })
-        })
-        .collect();
-    results.extend(r.errors.iter().map(|e| {
-        json!({
+        .position(|p| p.name == id)
+        .unwrap_or(policies.len())
+}
+
+/// The document up to the first result.
+pub fn begin(policies: &[PolicyInfo]) -> String {
+    let tool = json!({"driver": {
+        "name": "stackguard",
+        "version": env!("CARGO_PKG_VERSION"),
+        "informationUri": "https://github.com/stackguard/stackguard",
+        "rules": rules(policies),
+    }});
+    format!(
+        "{{\n  \"$schema\": \"https://json.schemastore.org/sarif-2.1.0.json\",\n  \"version\": \"2.1.0\",\n  \"runs\": [\n    {{\n      \"tool\": {},\n      \"columnKind\": \"unicodeCodePoints\",\n      \"results\": [",
+        indent_rest(&serde_json::to_string_pretty(&tool).unwrap_or_default(), 6)
+    )
+}
+
+fn result(out: &mut String, first: bool, r: &Value) {
+    if !first {
+        out.push(',');
+    }
+    out.push_str("\n        ");
+    out.push_str(&indent_rest(
+        &serde_json::to_string_pretty(r).unwrap_or_default(),
+        8,
+    ));
+}
+
+pub fn finding(out: &mut String, first: bool, f: &Finding, policies: &[PolicyInfo]) {
+    let object = if f.namespace.is_empty() {
+        format!("{} '{}'", f.kind, f.name)
+    } else {
+        format!("{} '{}/{}'", f.kind, f.namespace, f.name)
+    };
+    let text = match &f.path {
+        Some(p) => format!("{object}: {p}: {}", f.message),
+        None => format!("{object}: {}", f.message),
+    };
+    let r = json!({
+        "ruleId": f.policy,
+        "ruleIndex": rule_index(policies, &f.policy),
+        "level": "error",
+        "message": {"text": text},
+        "locations": [location(&f.file, f.line)],
+    });
+    result(out, first, &r);
+}
+
+/// The unreadable inputs as results of `manifest-error`, and the end of the document.
+pub fn finish(out: &mut String, no_findings: bool, errors: &[InputError], policies: &[PolicyInfo]) {
+    for (i, e) in errors.iter().enumerate() {
+        let r = json!({
             "ruleId": ERROR_RULE,
-            "ruleIndex": rule_index(ERROR_RULE),
+            "ruleIndex": rule_index(policies, ERROR_RULE),
             "level": "error",
             "message": {"text": e.message},
             "locations": [location(&e.file, e.line.unwrap_or(1))],
-        })
-    }));
-    let doc = json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "stackguard",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/stackguard/stackguard",
-                "rules": rules,
-            }},
-            "results": results,
-            "columnKind": "unicodeCodePoints",
-        }],
-    });
-    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    out.push('\n');
-    out
+        });
+        result(out, no_findings && i == 0, &r);
+    }
+    if !no_findings || !errors.is_empty() {
+        out.push_str("\n      ");
+    }
+    out.push_str("]\n    }\n  ]\n}\n");
 }
 
 #[cfg(test)]

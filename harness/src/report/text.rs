@@ -1,7 +1,8 @@
 //! The text report: findings grouped by file, each with `file:line`, the object, the policy
 //! and the message; errors; a one-line summary. Colour only when asked (on a terminal).
 
-use super::Report;
+use super::{Finding, Totals};
+use crate::manifest::InputError;
 use std::fmt::Write;
 
 struct Paint(bool);
@@ -35,70 +36,87 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-pub fn render(r: &Report, color: bool) -> String {
+/// One finding line, after a heading (the file) when it starts a new file.
+pub fn finding(out: &mut String, last_file: Option<&str>, f: &Finding, color: bool) {
     let p = Paint(color);
-    let mut out = String::new();
-    let mut current: Option<&str> = None;
-    for f in &r.findings {
-        if current != Some(f.file.as_str()) {
-            if current.is_some() {
-                out.push('\n');
-            }
-            let _ = writeln!(out, "{}", p.bold(&f.file));
-            current = Some(&f.file);
-        }
-        let object = if f.namespace.is_empty() {
-            format!("{} {}", f.kind, display_name(&f.name))
-        } else {
-            format!("{} {}/{}", f.kind, f.namespace, display_name(&f.name))
-        };
-        let what = match &f.path {
-            Some(path) => format!("{}: {}", p.dim(path), f.message),
-            None => f.message.clone(),
-        };
-        let _ = writeln!(
-            out,
-            "  {}:{}  {}  {}  {}",
-            f.file,
-            f.line,
-            object,
-            p.red(&format!("[{}]", f.policy)),
-            what
-        );
-    }
-    if !r.errors.is_empty() {
-        if !out.is_empty() {
+    if last_file != Some(f.file.as_str()) {
+        if last_file.is_some() {
             out.push('\n');
         }
-        for e in &r.errors {
+        let _ = writeln!(out, "{}", p.bold(&f.file));
+    }
+    let object = if f.namespace.is_empty() {
+        format!("{} {}", f.kind, display_name(&f.name))
+    } else {
+        format!("{} {}/{}", f.kind, f.namespace, display_name(&f.name))
+    };
+    let what = match &f.path {
+        Some(path) => format!("{}: {}", p.dim(path), f.message),
+        None => f.message.clone(),
+    };
+    // An object from a cluster has no line: its heading already names it.
+    let place = match f.line {
+        0 => String::new(),
+        line => format!("{}:{line}  ", f.file),
+    };
+    let _ = writeln!(
+        out,
+        "  {place}{}  {}  {}",
+        object,
+        p.red(&format!("[{}]", f.policy)),
+        what
+    );
+}
+
+/// The errors and the summary line.
+pub fn finish(
+    out: &mut String,
+    any_findings: bool,
+    errors: &[InputError],
+    t: &Totals,
+    color: bool,
+) {
+    let p = Paint(color);
+    if !errors.is_empty() {
+        if any_findings {
+            out.push('\n');
+        }
+        for e in errors {
             let _ = writeln!(out, "{} {e}", p.yellow("error:"));
         }
     }
-    if !out.is_empty() {
+    if any_findings || !errors.is_empty() {
         out.push('\n');
     }
-    let scope = format!(
-        "{} in {}",
-        plural(r.objects, "object", "objects"),
-        plural(r.files, "file", "files")
-    );
-    let errors = if r.errors.is_empty() {
+    let scope = match &t.cluster {
+        None => format!(
+            "{} in {}",
+            plural(t.objects, "object", "objects"),
+            plural(t.files, "file", "files")
+        ),
+        Some(c) => format!(
+            "{} in {} of {}",
+            plural(t.objects, "object", "objects"),
+            plural(c.namespaces, "namespace", "namespaces"),
+            c.context
+        ),
+    };
+    let error_count = if t.errors == 0 {
         String::new()
     } else {
-        format!(", {}", plural(r.errors.len(), "error", "errors"))
+        format!(", {}", plural(t.errors, "error", "errors"))
     };
-    if r.findings.is_empty() && r.errors.is_empty() {
+    if t.findings == 0 && t.errors == 0 {
         let _ = writeln!(out, "{} {scope}: all accepted", p.green("✓"));
     } else {
         let _ = writeln!(
             out,
-            "{} {scope}: {} rejected ({}){errors}",
+            "{} {scope}: {} rejected ({}){error_count}",
             p.red("✗"),
-            r.rejected,
-            plural(r.findings.len(), "finding", "findings")
+            t.rejected,
+            plural(t.findings, "finding", "findings")
         );
     }
-    out
 }
 
 fn display_name(name: &str) -> &str {

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use stackguard::deploy::stack::Stack;
 use stackguard::deploy::{Progress, kube, local};
+use stackguard::kubeclient::Access;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,9 @@ pub struct Common {
     /// Kube target: put the stack in this namespace instead of its own.
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Kube target: kubeconfig file [default: KUBECONFIG, else ~/.kube/config].
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     /// Kube target: kubeconfig context [default: the current one].
     #[arg(long)]
     pub context: Option<String>,
@@ -49,6 +53,14 @@ impl Common {
         self.state_dir
             .clone()
             .unwrap_or_else(local::default_state_dir)
+    }
+
+    /// The cluster of the kube target.
+    pub fn access(&self) -> Access {
+        Access {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -110,15 +122,18 @@ pub fn main(args: Args) -> Result<i32> {
         }
         Target::Kube => {
             let opts = kube::KubeOptions {
-                context: args.common.context.clone(),
+                access: args.common.access(),
                 dry_run: args.dry_run,
                 wait: !args.no_wait,
                 timeout: args.common.timeout(),
             };
-            match rt.block_on(kube::deploy(&stack, &opts, &progress))? {
-                0 => 0,
-                _ => 1,
+            let tally = rt.block_on(kube::deploy(&stack, &opts, &progress))?;
+            if tally.failed == 0 && tally.changed() == 0 && tally.partly == 0 {
+                progress.line("no change: the cluster already runs the stack as it is");
+            } else {
+                progress.line(&tally.summary());
             }
+            if tally.failed == 0 { 0 } else { 1 }
         }
     };
     progress.line(&format!(

@@ -30,7 +30,7 @@ pub fn main(args: Args) -> Result<i32> {
             let stack = args.common.load_stack(Path::new(DEFAULT_STACK))?;
             let failures = runtime()?.block_on(kube::down(
                 &stack,
-                args.common.context.as_deref(),
+                &args.common.access(),
                 args.purge,
                 &progress,
             ))?;

@@ -48,7 +48,7 @@ pub fn main(args: Args) -> Result<i32> {
             let stack = args.common.load_stack(Path::new(DEFAULT_STACK))?;
             let ex = Expectations::load(&stack, &policies_dir(&args, &stack.root))?;
             rt.block_on(async {
-                let ep = kube::endpoints(&stack, args.common.context.as_deref(), &ex).await?;
+                let ep = kube::endpoints(&stack, &args.common.access(), &ex).await?;
                 anyhow::Ok(verify::run(&ep, &ex).await)
             })?
         }

@@ -1,17 +1,30 @@
-//! `--target kube`: server-side apply of the stack in dependency order, Secrets generated when
-//! missing (never overwritten), rollouts awaited, and `verify` through port-forwards. The
-//! decisions (order, secret plans, rollout state) are pure functions; the cluster calls are thin.
+//! `--target kube`: server-side apply of the stack in dependency order, one line per object
+//! (`created`, `configured`, `unchanged`, or the server's own reason it failed), Secrets
+//! generated when missing (never overwritten), rollouts awaited, `down` deleting only what
+//! stackguard applied, and `verify` through port-forwards. The decisions (order, secret plans,
+//! outcomes, rollout state) are pure functions; the cluster calls are thin.
+//!
+//! `--dry-run` on a cluster where the stack's namespace does not exist yet: the Namespace is
+//! dry-run applied, and each object that belongs in it is dry-run created in
+//! [`SUBSTITUTE_NAMESPACE`] instead (schema, defaulting and admission checked by the API
+//! server), reported as `partly` with the reason: nothing is written, and no object fails only
+//! because its namespace is missing.
 
 use super::Progress;
 use super::secrets::{SecretPlan, SecretSpec, SecretValue, plan, random_token};
+use super::stack::str_at;
 use super::stack::{Manifest, Stack, apply_rank};
 use super::verify::{Endpoints, Expectations};
+use crate::kubeclient::{Access, api_error, status_code};
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, AttachParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use kube::Client;
+use kube::api::{
+    Api, AttachParams, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    Preconditions, ValidationDirective,
+};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{self, Scope};
-use kube::{Client, Config};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -154,80 +167,264 @@ pub fn awaited(kind: &str) -> bool {
     matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "Job")
 }
 
-/// A client for the current (or named) kubeconfig context.
-pub async fn client(context: Option<&str>) -> Result<Client> {
-    let config = match context {
-        Some(ctx) => Config::from_kubeconfig(&kube::config::KubeConfigOptions {
-            context: Some(ctx.to_string()),
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("loading kubeconfig context {ctx}"))?,
-        None => Config::infer().await.context(
-            "no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or in-cluster); \
-             create one with `kind create cluster` or use --target local",
-        )?,
-    };
-    Client::try_from(config).context("creating the Kubernetes client")
+/// The namespace a namespaced object is checked in by `deploy --dry-run` when the namespace it
+/// belongs in is created by the stack and does not exist yet.
+pub const SUBSTITUTE_NAMESPACE: &str = "default";
+
+/// What `deploy` did (or, in a dry run, would do) to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Configured,
+    Unchanged,
+    /// Applied, but whether it changed is unknown: the user may not read the object.
+    Applied,
 }
 
-fn api_error(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({}, {})", s.message, s.reason, s.code),
-        other => other.to_string(),
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Applied => "applied",
+        }
     }
 }
 
-fn gvk_of(m: &Manifest) -> GroupVersionKind {
-    let (group, version) = match m.api_version().split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", m.api_version()),
-    };
-    GroupVersionKind::gvk(group, version, m.kind())
+/// Judge a server-side apply from the live object before it (`None`: there was none) and the
+/// object the API server returned.
+pub fn outcome(before: Option<&Value>, after: &Value) -> Outcome {
+    match before {
+        None => Outcome::Created,
+        Some(b) if comparable(b) == comparable(after) => Outcome::Unchanged,
+        Some(_) => Outcome::Configured,
+    }
 }
 
-/// The API of one object's kind (discovered once per kind).
-async fn api_for(
-    client: &Client,
-    cache: &mut HashMap<String, (ApiResource, bool)>,
-    m: &Manifest,
-) -> Result<Api<DynamicObject>, String> {
-    let key = format!("{}/{}", m.api_version(), m.kind());
-    if !cache.contains_key(&key) {
-        let (ar, caps) = discovery::pinned_kind(client, &gvk_of(m))
-            .await
-            .map_err(|e| {
-                format!(
-                    "the cluster does not serve {} {} (is its CRD or operator installed?): {}",
-                    m.api_version(),
-                    m.kind(),
-                    api_error(&e)
+/// An object without what changes on its own: `status`, `resourceVersion`, `managedFields`.
+fn comparable(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+    }
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("managedFields");
+    }
+    v
+}
+
+/// Counts of one `deploy --target kube`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub created: usize,
+    pub configured: usize,
+    pub unchanged: usize,
+    pub applied: usize,
+    /// Dry run only: objects that could only be partly checked.
+    pub partly: usize,
+    pub failed: usize,
+}
+
+impl Tally {
+    fn add(&mut self, o: Outcome) {
+        match o {
+            Outcome::Created => self.created += 1,
+            Outcome::Configured => self.configured += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Applied => self.applied += 1,
+        }
+    }
+
+    /// Objects that changed (or may have).
+    pub fn changed(&self) -> usize {
+        self.created + self.configured + self.applied
+    }
+
+    /// `3 created, 1 configured, 20 unchanged` (zero counts left out).
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = [
+            (self.created, "created"),
+            (self.configured, "configured"),
+            (self.applied, "applied"),
+            (self.unchanged, "unchanged"),
+            (self.partly, "partly checked"),
+            (self.failed, "failed"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect();
+        parts.join(", ")
+    }
+}
+
+/// How one step ended.
+enum Done {
+    /// Applied (or dry-run applied); the text says more (e.g. which Secret keys were added).
+    Outcome(Outcome, String),
+    /// Dry run: checked only partly, and why.
+    Partly(String),
+}
+
+enum StepError {
+    /// The cluster does not serve this kind (no CRD, or a removed API version).
+    NotServed,
+    Failed(String),
+}
+
+fn rejected(e: &kube::Error) -> StepError {
+    StepError::Failed(format!("rejected by the API server: {}", api_error(e)))
+}
+
+/// Known CustomResourceDefinitions the stack or `audit` may meet, and how to get them.
+const KNOWN_CRDS: &[(&str, &str)] = &[
+    (
+        "policies.kubewarden.io",
+        "install Kubewarden first: helm install --wait -n kubewarden --create-namespace \
+         kubewarden-crds kubewarden/kubewarden-crds, then kubewarden-controller and \
+         kubewarden-defaults (deploy/README.md)",
+    ),
+    (
+        "postgresql.cnpg.io",
+        "install the CloudNativePG operator, which brings it (deploy/README.md, \
+         HA PostgreSQL with CloudNativePG)",
+    ),
+    ("openreports.io", "kubectl apply -f deploy/reports/"),
+    ("wgpolicyk8s.io", "kubectl apply -f deploy/reports/"),
+];
+
+/// The one line for every object of a kind the cluster does not serve: the CRD it lacks and
+/// how to install it.
+pub fn not_served(api_version: &str, kind: &str, names: &[String]) -> String {
+    let (group, _) = crate::admission::group_version(api_version);
+    let objects = format!("{kind} {}", names.join(", "));
+    let builtin = group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io");
+    if builtin {
+        return format!(
+            "FAILED     {objects}: the API server does not serve {api_version} {kind}; \
+             is the apiVersion right for this Kubernetes version?"
+        );
+    }
+    let crd = format!("{}.{group}", crate::admission::resource_name(kind));
+    let how = KNOWN_CRDS
+        .iter()
+        .find(|(g, _)| *g == group)
+        .map(|(_, how)| *how)
+        .unwrap_or("install the CustomResourceDefinition (or the operator that brings it)");
+    format!(
+        "FAILED     {objects}: the cluster has no CustomResourceDefinition {crd} \
+         ({api_version} {kind}); {how}"
+    )
+}
+
+/// Discovered kinds (once per kind) and the CRDs the stack itself defines.
+struct Kinds<'a> {
+    client: &'a Client,
+    cache: HashMap<String, Option<(ApiResource, bool)>>,
+    /// (group, kind) of every CustomResourceDefinition in the stack.
+    stack_crds: BTreeSet<(String, String)>,
+}
+
+impl<'a> Kinds<'a> {
+    fn new(client: &'a Client, stack: &Stack) -> Self {
+        let stack_crds = stack
+            .objects
+            .iter()
+            .filter(|m| m.kind() == "CustomResourceDefinition")
+            .map(|m| {
+                (
+                    m.str_at(&["spec", "group"]).to_string(),
+                    m.str_at(&["spec", "names", "kind"]).to_string(),
                 )
-            })?;
-        cache.insert(key.clone(), (ar, caps.scope == Scope::Namespaced));
+            })
+            .collect();
+        Kinds {
+            client,
+            cache: HashMap::new(),
+            stack_crds,
+        }
     }
-    let (ar, namespaced) = &cache[&key];
-    Ok(match (namespaced, m.namespace()) {
+
+    /// The API resource of `apiVersion`/`kind` and whether it is namespaced; `None` when the
+    /// cluster does not serve it.
+    async fn resolve(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<(ApiResource, bool)>, String> {
+        let key = format!("{api_version}/{kind}");
+        if let Some(v) = self.cache.get(&key) {
+            return Ok(v.clone());
+        }
+        let (group, version) = crate::admission::group_version(api_version);
+        let found =
+            match discovery::pinned_kind(self.client, &GroupVersionKind::gvk(group, version, kind))
+                .await
+            {
+                Ok((ar, caps)) => Some((ar, caps.scope == Scope::Namespaced)),
+                Err(kube::Error::Discovery(_)) => None,
+                Err(e) if status_code(&e) == Some(404) => None,
+                Err(e) => {
+                    return Err(format!(
+                        "discovering {api_version} {kind}: {}",
+                        api_error(&e)
+                    ));
+                }
+            };
+        self.cache.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// Is `kind` of `api_version` defined by a CRD of the stack (not installed yet)?
+    fn defined_by_stack(&self, api_version: &str, kind: &str) -> bool {
+        let (group, _) = crate::admission::group_version(api_version);
+        self.stack_crds
+            .contains(&(group.to_string(), kind.to_string()))
+    }
+}
+
+fn api_of(client: &Client, ar: &ApiResource, namespaced: bool, ns: &str) -> Api<DynamicObject> {
+    match (namespaced, ns) {
         (true, "") => Api::default_namespaced_with(client.clone(), ar),
         (true, ns) => Api::namespaced_with(client.clone(), ns, ar),
         (false, _) => Api::all_with(client.clone(), ar),
-    })
+    }
 }
 
 /// Options of `deploy --target kube`.
 pub struct KubeOptions {
-    pub context: Option<String>,
+    pub access: Access,
     pub dry_run: bool,
     pub wait: bool,
     pub timeout: Duration,
 }
 
-/// Apply the stack. Returns the number of objects the API server rejected.
-pub async fn deploy(stack: &Stack, opts: &KubeOptions, progress: &Progress) -> Result<usize> {
+/// The namespaces the stack creates (its Namespace objects) that do not exist yet.
+async fn namespaces_to_create(client: &Client, stack: &Stack) -> BTreeSet<String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut out = BTreeSet::new();
+    for m in stack.objects.iter().filter(|m| m.kind() == "Namespace") {
+        // Unreadable (RBAC) counts as existing: the dry run then says what the server says.
+        if let Ok(None) = api.get_opt(m.name()).await {
+            out.insert(m.name().to_string());
+        }
+    }
+    out
+}
+
+/// Apply the stack (server-side apply, field manager `stackguard`), one line per object.
+pub async fn deploy(stack: &Stack, opts: &KubeOptions, progress: &Progress) -> Result<Tally> {
     let steps = plan_steps(stack)?;
-    let client = client(opts.context.as_deref()).await?;
-    let mut cache = HashMap::new();
-    let mut failures = 0;
+    let client = opts.access.connect().await?.client;
+    let mut kinds = Kinds::new(&client, stack);
+    let absent = match opts.dry_run {
+        true => namespaces_to_create(&client, stack).await,
+        false => BTreeSet::new(),
+    };
+    let mut tally = Tally::default();
+    let mut not_served_objects: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut applied: Vec<(Api<DynamicObject>, &Manifest)> = Vec::new();
     let suffix = if opts.dry_run {
         " (server dry run)"
@@ -236,71 +433,194 @@ pub async fn deploy(stack: &Stack, opts: &KubeOptions, progress: &Progress) -> R
     };
     let mut pp = PatchParams::apply(FIELD_MANAGER).force();
     pp.dry_run = opts.dry_run;
+    pp.field_validation = Some(ValidationDirective::Strict);
     for step in &steps {
-        match step {
+        let (id, source, result) = match step {
             Step::Apply(m) => {
-                let api = match api_for(&client, &mut cache, m).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        failures += 1;
-                        progress.line(&format!("FAILED  {}: {e}", m.id()));
-                        continue;
+                let r = apply_manifest(&client, &mut kinds, m, &pp, &absent).await;
+                if let (Ok(Done::Outcome(..)), Ok(Some((ar, namespaced)))) =
+                    (&r, kinds.resolve(m.api_version(), m.kind()).await)
+                {
+                    if awaited(m.kind()) {
+                        applied.push((api_of(&client, &ar, namespaced, m.namespace()), m));
                     }
-                };
-                let obj: DynamicObject = match serde_json::from_value(m.object.clone()) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        failures += 1;
-                        progress.line(&format!(
-                            "FAILED  {} ({}): not a valid object: {e}",
-                            m.id(),
-                            m.source
-                        ));
-                        continue;
-                    }
-                };
-                match api.patch(m.name(), &pp, &Patch::Apply(&obj)).await {
-                    Ok(_) => {
-                        progress.line(&format!("applied {}{suffix}", m.id()));
-                        applied.push((api, m));
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        progress.line(&format!(
-                            "FAILED  {} ({}): rejected by the API server: {}",
-                            m.id(),
-                            m.source,
-                            api_error(&e)
-                        ));
-                    }
+                }
+                (m.id(), format!(" ({})", m.source), r)
+            }
+            Step::Secret(spec) => (
+                format!("Secret {}/{}", spec.namespace, spec.name),
+                String::new(),
+                ensure_secret(&client, spec, opts.dry_run, &absent).await,
+            ),
+        };
+        match result {
+            Ok(Done::Outcome(o, detail)) => {
+                tally.add(o);
+                progress.line(&format!("{:<10} {id}{detail}{suffix}", o.word()));
+            }
+            Ok(Done::Partly(why)) => {
+                tally.partly += 1;
+                progress.line(&format!("partly     {id}: {why}{suffix}"));
+            }
+            Err(StepError::NotServed) => {
+                if let Step::Apply(m) = step {
+                    not_served_objects
+                        .entry((m.api_version().to_string(), m.kind().to_string()))
+                        .or_default()
+                        .push(match m.namespace() {
+                            "" => m.name().to_string(),
+                            ns => format!("{ns}/{}", m.name()),
+                        });
                 }
             }
-            Step::Secret(spec) => match ensure_secret(&client, spec, opts.dry_run).await {
-                Ok(msg) => progress.line(&format!(
-                    "secret  {}/{}: {msg}{suffix}",
-                    spec.namespace, spec.name
-                )),
-                Err(e) => {
-                    failures += 1;
-                    progress.line(&format!(
-                        "FAILED  Secret {}/{}: {e}",
-                        spec.namespace, spec.name
-                    ));
-                }
-            },
+            Err(StepError::Failed(why)) => {
+                tally.failed += 1;
+                progress.line(&format!("FAILED     {id}{source}: {why}"));
+            }
         }
     }
-    if failures > 0 {
+    for ((api_version, kind), names) in &not_served_objects {
+        tally.failed += names.len();
+        progress.line(&not_served(api_version, kind, names));
+    }
+    if tally.partly > 0 {
         progress.line(&format!(
-            "{failures} object(s) failed; fix them (or the cluster) and run `stackguard deploy` again: \
-             applying is idempotent"
+            "{} object(s) only partly checked: their namespace does not exist yet (a real deploy \
+             creates it first), so the API server checked them (schema, defaults, admission) in \
+             namespace {SUBSTITUTE_NAMESPACE}; admission rules that depend on the namespace \
+             (Pod Security labels, namespaceSelector) were not applied to them",
+            tally.partly
         ));
-        return Ok(failures);
+    }
+    if tally.failed > 0 {
+        progress.line(&format!(
+            "{} object(s) failed; fix them (or the cluster) and run `stackguard deploy` again: \
+             applying is idempotent",
+            tally.failed
+        ));
+        return Ok(tally);
     }
     if opts.wait && !opts.dry_run {
         wait_rollouts(&applied, opts.timeout, progress).await?;
     }
-    Ok(0)
+    Ok(tally)
+}
+
+/// Server-side apply of one object, judged against the live object before it. In a dry run, an
+/// object whose namespace the stack creates is checked in [`SUBSTITUTE_NAMESPACE`] instead.
+async fn apply_manifest(
+    client: &Client,
+    kinds: &mut Kinds<'_>,
+    m: &Manifest,
+    pp: &PatchParams,
+    absent: &BTreeSet<String>,
+) -> Result<Done, StepError> {
+    let resolved = kinds
+        .resolve(m.api_version(), m.kind())
+        .await
+        .map_err(StepError::Failed)?;
+    let Some((ar, namespaced)) = resolved else {
+        if pp.dry_run && kinds.defined_by_stack(m.api_version(), m.kind()) {
+            return Ok(Done::Partly(
+                "not checked: its CustomResourceDefinition is part of this stack and is not \
+                 installed yet"
+                    .into(),
+            ));
+        }
+        return Err(StepError::NotServed);
+    };
+    let obj: DynamicObject = serde_json::from_value(m.object.clone())
+        .map_err(|e| StepError::Failed(format!("not a valid object: {e}")))?;
+    if namespaced && absent.contains(m.namespace()) {
+        return check_elsewhere(client, &ar, &m.object, m.namespace()).await;
+    }
+    let api = api_of(client, &ar, namespaced, m.namespace());
+    // `None`: unknown (no right to read it); the apply itself may still be allowed.
+    let before: Option<Option<Value>> = match api.get_opt(m.name()).await {
+        Ok(b) => Some(b.map(|o| serde_json::to_value(o).unwrap_or(Value::Null))),
+        Err(e) if status_code(&e) == Some(403) => None,
+        Err(e) => return Err(rejected(&e)),
+    };
+    let after = api
+        .patch(m.name(), pp, &Patch::Apply(&obj))
+        .await
+        .map_err(|e| rejected(&e))?;
+    let after = serde_json::to_value(after).unwrap_or(Value::Null);
+    let o = match &before {
+        Some(b) => outcome(b.as_ref(), &after),
+        None => Outcome::Applied,
+    };
+    Ok(Done::Outcome(o, String::new()))
+}
+
+/// Dry run of an object whose namespace does not exist yet: a dry-run create of the same
+/// object in [`SUBSTITUTE_NAMESPACE`] (under a generated name when that name is taken there).
+/// Schema errors (400, 422) are real failures; what the substitute namespace's admission,
+/// quota or RBAC says is not (the real namespace may differ), so it is reported as partly
+/// checked with the server's message.
+async fn check_elsewhere(
+    client: &Client,
+    ar: &ApiResource,
+    object: &Value,
+    ns: &str,
+) -> Result<Done, StepError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), SUBSTITUTE_NAMESPACE, ar);
+    let pp = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    let mut o = object.clone();
+    o["metadata"]["namespace"] = json!(SUBSTITUTE_NAMESPACE);
+    let as_dynamic = |o: &Value| {
+        serde_json::from_value::<DynamicObject>(o.clone())
+            .map_err(|e| StepError::Failed(format!("not a valid object: {e}")))
+    };
+    let mut result = api.create(&pp, &as_dynamic(&o)?).await;
+    if matches!(&result, Err(e) if status_code(e) == Some(409)) {
+        let name = str_at(&o, &["metadata", "name"]).to_string();
+        if let Some(meta) = o["metadata"].as_object_mut() {
+            meta.remove("name");
+            meta.insert("generateName".into(), json!(format!("{name}-")));
+        }
+        result = api.create(&pp, &as_dynamic(&o)?).await;
+    }
+    match result {
+        Ok(_) => Ok(Done::Partly(format!(
+            "namespace {ns} does not exist yet; validated in namespace {SUBSTITUTE_NAMESPACE}"
+        ))),
+        Err(e) if matches!(status_code(&e), Some(400 | 422)) && !admission_denial(&e) => {
+            Err(rejected(&e))
+        }
+        Err(e) => Ok(Done::Partly(format!(
+            "namespace {ns} does not exist yet, and namespace {SUBSTITUTE_NAMESPACE} refused the \
+             check: {}",
+            api_error(&e)
+        ))),
+    }
+}
+
+/// Did an admission policy or webhook (rather than the schema) refuse the request? Their
+/// messages say so: `… denied request: …` (ValidatingAdmissionPolicy, 422) or `admission
+/// webhook "…" denied the request: …`.
+fn admission_denial(e: &kube::Error) -> bool {
+    let m = api_error(e);
+    m.contains("denied request") || m.contains("denied the request")
+}
+
+/// A Secret as `deploy` creates it.
+fn secret_object(spec: &SecretSpec, values: &BTreeMap<String, SecretValue>) -> Value {
+    let string_data: serde_json::Map<String, Value> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.expose().to_string())))
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": spec.name, "namespace": spec.namespace,
+                     "labels": {MANAGED_BY: FIELD_MANAGER}},
+        "type": spec.type_,
+        "stringData": string_data,
+    })
 }
 
 /// Create a missing Secret, add missing keys to an existing one, never touch existing values.
@@ -308,12 +628,17 @@ async fn ensure_secret(
     client: &Client,
     spec: &SecretSpec,
     dry_run: bool,
-) -> Result<String, String> {
+    absent: &BTreeSet<String>,
+) -> Result<Done, StepError> {
     let api: Api<Secret> = match spec.namespace.as_str() {
         "" => Api::default_namespaced(client.clone()),
         ns => Api::namespaced(client.clone(), ns),
     };
-    let existing = api.get_opt(&spec.name).await.map_err(|e| api_error(&e))?;
+    let failed = |e: String| StepError::Failed(e);
+    let existing = match absent.contains(&spec.namespace) {
+        true => None,
+        false => api.get_opt(&spec.name).await.map_err(|e| rejected(&e))?,
+    };
     let keys: Option<BTreeSet<String>> = existing.map(|s| {
         s.data
             .unwrap_or_default()
@@ -321,32 +646,27 @@ async fn ensure_secret(
             .chain(s.string_data.unwrap_or_default().into_keys())
             .collect()
     });
-    let string_data = |values: &BTreeMap<String, SecretValue>| -> Value {
-        values
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.expose().to_string())))
-            .collect()
-    };
-    match plan(spec, keys.as_ref(), random_token).map_err(|e| e.to_string())? {
-        SecretPlan::Keep => Ok("exists, kept as it is".into()),
+    match plan(spec, keys.as_ref(), random_token).map_err(|e| failed(e.to_string()))? {
+        SecretPlan::Keep => Ok(Done::Outcome(
+            Outcome::Unchanged,
+            ": exists, values kept".into(),
+        )),
         SecretPlan::Create(values) => {
-            let secret: Secret = serde_json::from_value(json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": spec.name, "namespace": spec.namespace,
-                             "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}},
-                "type": spec.type_,
-                "stringData": string_data(&values),
-            }))
-            .map_err(|e| e.to_string())?;
+            let object = secret_object(spec, &values);
+            if absent.contains(&spec.namespace) {
+                let ar = ApiResource::erase::<Secret>(&());
+                return check_elsewhere(client, &ar, &object, &spec.namespace).await;
+            }
+            let secret: Secret =
+                serde_json::from_value(object).map_err(|e| failed(e.to_string()))?;
             let pp = PostParams {
                 dry_run,
                 field_manager: Some(FIELD_MANAGER.into()),
             };
-            api.create(&pp, &secret).await.map_err(|e| api_error(&e))?;
-            Ok(format!(
-                "created with {} generated value(s) (not shown)",
-                values.len()
+            api.create(&pp, &secret).await.map_err(|e| rejected(&e))?;
+            Ok(Done::Outcome(
+                Outcome::Created,
+                format!(": {} key(s) set, values not shown", values.len()),
             ))
         }
         SecretPlan::AddKeys(values) => {
@@ -355,18 +675,18 @@ async fn ensure_secret(
                 ..Default::default()
             };
             pp.dry_run = dry_run;
-            let patch = json!({"stringData": string_data(&values)});
+            let object = secret_object(spec, &values);
+            let patch = json!({"stringData": object["stringData"]});
             api.patch(&spec.name, &pp, &Patch::Merge(&patch))
                 .await
-                .map_err(|e| api_error(&e))?;
-            let names: Vec<&String> = values.keys().collect();
-            Ok(format!(
-                "exists; added missing key(s) {} (existing values kept)",
-                names
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                .map_err(|e| rejected(&e))?;
+            let names: Vec<&str> = values.keys().map(String::as_str).collect();
+            Ok(Done::Outcome(
+                Outcome::Configured,
+                format!(
+                    ": added missing key(s) {} (existing values kept)",
+                    names.join(", ")
+                ),
             ))
         }
     }
@@ -444,16 +764,37 @@ async fn wait_rollouts(
     Ok(())
 }
 
-/// `down --target kube`: delete what the stack applied (namespaced objects go with the
-/// namespace unless `keep_namespace`); PersistentVolumeClaims are kept unless `purge`.
+/// The label `deploy` puts on the Secrets it generates.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// The field managers of a live object.
+pub fn managers(obj: &Value) -> BTreeSet<String> {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.get("manager").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Did `deploy` apply (or create) this live object? Its field manager says so.
+pub fn applied_by_stackguard(obj: &Value) -> bool {
+    managers(obj).contains(FIELD_MANAGER)
+}
+
+/// `down --target kube`: delete what `deploy` applied, newest layers first. An object of the
+/// stack that stackguard did not apply (no `stackguard` field manager) is left alone, and so is
+/// everything else in the namespace. Secrets and the Namespace (with the volumes in it) only go
+/// with `purge`, the Namespace only when stackguard alone manages it.
 pub async fn down(
     stack: &Stack,
-    context: Option<&str>,
+    access: &Access,
     purge: bool,
     progress: &Progress,
 ) -> Result<usize> {
-    let client = client(context).await?;
-    let mut cache = HashMap::new();
+    let client = access.connect().await?.client;
+    let mut kinds = Kinds::new(&client, stack);
     let mut failures = 0;
     let mut objects: Vec<&Manifest> = stack
         .objects
@@ -462,44 +803,140 @@ pub async fn down(
         .collect();
     objects.sort_by_key(|m| std::cmp::Reverse(apply_rank(m.kind())));
     for m in objects {
-        let api = match api_for(&client, &mut cache, m).await {
-            Ok(a) => a,
-            Err(e) => {
-                progress.line(&format!("skipped {}: {e}", m.id()));
+        let (ar, namespaced) = match kinds.resolve(m.api_version(), m.kind()).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                progress.line(&format!(
+                    "absent     {}: the cluster does not serve {}",
+                    m.id(),
+                    m.api_version()
+                ));
                 continue;
-            }
-        };
-        match api.delete(m.name(), &Default::default()).await {
-            Ok(_) => progress.line(&format!("deleted {}", m.id())),
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                progress.line(&format!("absent  {}", m.id()))
             }
             Err(e) => {
                 failures += 1;
-                progress.line(&format!("FAILED  {}: {}", m.id(), api_error(&e)));
+                progress.line(&format!("FAILED     {}: {e}", m.id()));
+                continue;
             }
-        }
+        };
+        let api = api_of(&client, &ar, namespaced, m.namespace());
+        failures += delete_if_ours(&api, &m.id(), m.name(), progress).await;
     }
-    if purge {
-        if let Some(ns) = stack.namespace() {
-            let api: Api<DynamicObject> = Api::all_with(
-                client.clone(),
-                &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
-            );
-            match api.delete(ns, &Default::default()).await {
-                Ok(_) => progress.line(&format!(
-                    "deleted Namespace {ns} (volumes and Secrets with it)"
-                )),
-                Err(e) => {
-                    failures += 1;
-                    progress.line(&format!("FAILED  Namespace {ns}: {}", api_error(&e)));
-                }
+    if !purge {
+        progress.line(
+            "kept       Secrets, PersistentVolumeClaims and the Namespace; `down --purge` deletes them",
+        );
+        return Ok(failures);
+    }
+    for t in &stack.secret_templates {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            t.namespace(),
+            &ApiResource::erase::<Secret>(&()),
+        );
+        failures += delete_if_ours(&api, &t.id(), t.name(), progress).await;
+    }
+    let namespaces: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
+    for m in stack.objects.iter().filter(|m| m.kind() == "Namespace") {
+        let live = match namespaces.get_opt(m.name()).await {
+            Ok(Some(o)) => serde_json::to_value(o).unwrap_or(Value::Null),
+            Ok(None) => {
+                progress.line(&format!("absent     {}", m.id()));
+                continue;
             }
+            Err(e) => {
+                failures += 1;
+                progress.line(&format!("FAILED     {}: {}", m.id(), api_error(&e)));
+                continue;
+            }
+        };
+        let others: Vec<String> = managers(&live)
+            .into_iter()
+            .filter(|x| x != FIELD_MANAGER)
+            .collect();
+        if !applied_by_stackguard(&live) || !others.is_empty() {
+            progress.line(&format!(
+                "kept       {}: not created by stackguard alone (also managed by {}); delete it yourself if it is yours to delete",
+                m.id(),
+                if others.is_empty() { "nobody".to_string() } else { others.join(", ") }
+            ));
+            continue;
         }
-    } else {
-        progress.line("Secrets, PersistentVolumeClaims and the Namespace are kept; `down --purge` deletes them");
+        failures += delete_if_ours(&namespaces, &m.id(), m.name(), progress).await;
     }
     Ok(failures)
+}
+
+/// Delete one object if stackguard applied it (its uid as a precondition, so a replacement
+/// created meanwhile is safe). Returns the number of failures (0 or 1).
+async fn delete_if_ours(
+    api: &Api<DynamicObject>,
+    id: &str,
+    name: &str,
+    progress: &Progress,
+) -> usize {
+    let live = match api.get_opt(name).await {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            progress.line(&format!("absent     {id}"));
+            return 0;
+        }
+        Err(e) => {
+            progress.line(&format!("FAILED     {id}: {}", api_error(&e)));
+            return 1;
+        }
+    };
+    if live.metadata.deletion_timestamp.is_some() {
+        let finalizers = live.metadata.finalizers.clone().unwrap_or_default();
+        progress.line(&format!(
+            "deleting   {id}: being deleted already (finalizers: {})",
+            if finalizers.is_empty() {
+                "none".to_string()
+            } else {
+                finalizers.join(", ")
+            }
+        ));
+        return 0;
+    }
+    let uid = live.metadata.uid.clone();
+    let value = serde_json::to_value(&live).unwrap_or(Value::Null);
+    let labelled = str_at(&value, &["metadata", "labels", MANAGED_BY]) == FIELD_MANAGER;
+    if !applied_by_stackguard(&value) && !labelled {
+        let by: Vec<String> = managers(&value).into_iter().collect();
+        progress.line(&format!(
+            "kept       {id}: not applied by stackguard (managed by {})",
+            if by.is_empty() {
+                "nobody known".to_string()
+            } else {
+                by.join(", ")
+            }
+        ));
+        return 0;
+    }
+    // Background propagation, as `kubectl delete`: the object goes now, its dependents (a
+    // Job's pods, a StatefulSet's pods) with the garbage collector.
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => {
+            progress.line(&format!("deleted    {id}"));
+            0
+        }
+        Err(e) if status_code(&e) == Some(404) => {
+            progress.line(&format!("absent     {id}"));
+            0
+        }
+        Err(e) => {
+            progress.line(&format!("FAILED     {id}: {}", api_error(&e)));
+            1
+        }
+    }
 }
 
 async fn secret_values(api: &Api<Secret>, name: &str) -> Result<BTreeMap<String, SecretValue>> {
@@ -580,12 +1017,8 @@ async fn container_uids(pods: &Api<Pod>, pod: &str) -> Result<Vec<u32>, String> 
 
 /// How `verify` reaches the stack on a cluster: port-forwards to ready pods, Secrets read from
 /// the API, uids read inside the containers.
-pub async fn endpoints(
-    stack: &Stack,
-    context: Option<&str>,
-    ex: &Expectations,
-) -> Result<Endpoints> {
-    let client = client(context).await?;
+pub async fn endpoints(stack: &Stack, access: &Access, ex: &Expectations) -> Result<Endpoints> {
+    let client = access.connect().await?.client;
     let ns = stack
         .namespace()
         .context("the stack names no namespace")?
@@ -707,6 +1140,56 @@ mod tests {
         assert_eq!(steps.len(), 2);
         assert!(matches!(&steps[0], Step::Apply(m) if m.name() == "other"));
         assert!(matches!(&steps[1], Step::Secret(sp) if sp.name == "db"));
+    }
+
+    #[test]
+    fn outcomes_ignore_what_changes_on_its_own() {
+        let before = json!({"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "1",
+            "managedFields": [{"manager": "stackguard", "time": "t1"}]}, "data": {"a": "1"}});
+        let mut same = before.clone();
+        same["metadata"]["resourceVersion"] = json!("2");
+        same["metadata"]["managedFields"][0]["time"] = json!("t2");
+        same["status"] = json!({"phase": "x"});
+        assert_eq!(outcome(Some(&before), &same), Outcome::Unchanged);
+        let mut changed = before.clone();
+        changed["data"]["a"] = json!("2");
+        assert_eq!(outcome(Some(&before), &changed), Outcome::Configured);
+        assert_eq!(outcome(None, &before), Outcome::Created);
+        let t = Tally {
+            created: 2,
+            unchanged: 3,
+            failed: 1,
+            ..Default::default()
+        };
+        assert_eq!(t.summary(), "2 created, 3 unchanged, 1 failed");
+        assert_eq!(t.changed(), 2);
+    }
+
+    #[test]
+    fn a_missing_crd_is_one_line_with_how_to_install_it() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let l = not_served(
+            "policies.kubewarden.io/v1",
+            "ClusterAdmissionPolicy",
+            &names,
+        );
+        assert!(l.starts_with("FAILED     ClusterAdmissionPolicy a, b: the cluster has no CustomResourceDefinition clusteradmissionpolicies.policies.kubewarden.io"), "{l}");
+        assert!(l.contains("helm install --wait -n kubewarden --create-namespace kubewarden-crds kubewarden/kubewarden-crds"));
+        let l = not_served("example.com/v1", "Widget", &names);
+        assert!(
+            l.contains("widgets.example.com") && l.contains("install the CustomResourceDefinition"),
+            "{l}"
+        );
+        let l = not_served("apps/v1beta1", "Deployment", &names);
+        assert!(l.contains("does not serve apps/v1beta1 Deployment"), "{l}");
+    }
+
+    #[test]
+    fn field_managers_say_what_stackguard_applied() {
+        let o = json!({"metadata": {"managedFields": [{"manager": "kubectl"}, {"manager": "stackguard"}]}});
+        assert!(applied_by_stackguard(&o));
+        assert_eq!(managers(&o).len(), 2);
+        assert!(!applied_by_stackguard(&json!({"metadata": {}})));
     }
 
     #[test]

@@ -14,8 +14,12 @@ pub mod report;
 pub mod yaml;
 
 #[cfg(feature = "deploy")]
+pub mod audit;
+#[cfg(feature = "deploy")]
 pub mod deploy;
 #[cfg(feature = "host")]
 pub mod guest_log;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "deploy")]
+pub mod kubeclient;

@@ -39,6 +39,10 @@ enum Command {
     /// Stop the stack (data kept unless --purge).
     #[cfg(feature = "deploy")]
     Down(cmd::down::Args),
+    /// Check what already runs in a cluster with the same rules; optionally write
+    /// OpenReports/PolicyReports.
+    #[cfg(feature = "deploy")]
+    Audit(cmd::audit::Args),
 }
 
 fn main() {
@@ -58,6 +62,8 @@ fn main() {
         Command::Verify(a) => cmd::verify::main(a),
         #[cfg(feature = "deploy")]
         Command::Down(a) => cmd::down::main(a),
+        #[cfg(feature = "deploy")]
+        Command::Audit(a) => cmd::audit::main(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

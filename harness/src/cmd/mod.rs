@@ -2,6 +2,8 @@
 
 #[cfg(feature = "host")]
 pub mod annotate;
+#[cfg(feature = "deploy")]
+pub mod audit;
 #[cfg(feature = "host")]
 pub mod bench;
 pub mod check;

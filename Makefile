@@ -6,7 +6,7 @@ CARGO ?= cargo
 WASM_DIR := target/wasm32-wasip1/wasm
 STACKGUARD := target/release/stackguard
 
-.PHONY: bench demo setup policies playground test stackguard clean
+.PHONY: bench demo e2e setup policies playground test stackguard clean
 
 # The main job: check the bundled reference stack (clean) and a broken example (findings).
 demo: stackguard
@@ -45,6 +45,12 @@ bench: policies
 test: setup policies playground
 	$(CARGO) test --workspace --release
 	bash tests/playground.sh
+	@echo "note: the live-cluster suite (tests/e2e) was not run: make e2e KUBE_APISERVER=/path/to/kube-apiserver (or E2E_KUBECONFIG=/path/to/kubeconfig)"
+
+# The live-cluster suite: the real stackguard against a real API server (tests/e2e.sh says what
+# to set: KUBE_APISERVER or E2E_KUBECONFIG). ARGS picks scenarios by name.
+e2e:
+	bash tests/e2e.sh $(ARGS)
 
 clean:
 	rm -rf dist

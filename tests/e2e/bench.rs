@@ -1,0 +1,186 @@
+//! The audit benchmark (figures, not a timed assertion): 10,000 objects created in the API
+//! server, audited with the JSON output and with reports written; 1,000 objects for
+//! comparison, to show that memory follows the page size, not the cluster's size.
+
+use crate::support::{Ctx, MANAGER};
+use futures_util::stream::{self, StreamExt};
+use kube::api::{DynamicObject, PostParams};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Instant;
+
+/// Objects created at once.
+const CREATORS: usize = 32;
+
+fn deployment(ns: &str, i: usize) -> Value {
+    // Every other one breaks run-as-non-root and resource-limits.
+    let mut c = json!({"name": "app", "image": format!("registry.example/app:{i}")});
+    if i % 2 == 0 {
+        c["securityContext"] = json!({"runAsNonRoot": true, "runAsUser": 1000,
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
+        c["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Mi"},
+            "limits": {"cpu": "200m", "memory": "128Mi"}});
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": format!("app-{i:05}"), "namespace": ns},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": format!("app-{i:05}")}},
+                 "template": {"metadata": {"labels": {"app": format!("app-{i:05}")}},
+                              "spec": {"containers": [c],
+                                       "volumes": [{"name": "conf", "configMap": {"name": format!("conf-{i:05}")}}]}}}})
+}
+
+fn config_map(ns: &str, i: usize) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": format!("conf-{i:05}"), "namespace": ns},
+        "data": {"app.properties": format!("name=app-{i}\nthreads=4\n")}})
+}
+
+/// Create `n` objects (half Deployments, half the ConfigMaps they mount) in a new namespace.
+fn populate(ctx: &Ctx, ns: &str, n: usize) -> f64 {
+    ctx.ensure_namespace(ns);
+    let start = Instant::now();
+    let objects: Vec<Value> = (0..n / 2)
+        .flat_map(|i| [config_map(ns, i), deployment(ns, i)])
+        .collect();
+    let cms = ctx.api("v1", "ConfigMap", Some(ns));
+    let deps = ctx.api("apps/v1", "Deployment", Some(ns));
+    let pp = PostParams {
+        dry_run: false,
+        field_manager: Some(MANAGER.into()),
+    };
+    let failures: Vec<String> = ctx.rt.block_on(
+        stream::iter(objects)
+            .map(|o| {
+                let api = if o["kind"] == "ConfigMap" {
+                    &cms
+                } else {
+                    &deps
+                };
+                let pp = &pp;
+                async move {
+                    let d: DynamicObject = serde_json::from_value(o).expect("object");
+                    api.create(pp, &d).await.err().map(|e| e.to_string())
+                }
+            })
+            .buffer_unordered(CREATORS)
+            .filter_map(|e| async move { e })
+            .collect(),
+    );
+    assert!(failures.is_empty(), "{failures:?}");
+    start.elapsed().as_secs_f64()
+}
+
+/// Python's view of its child: wall time and `ru_maxrss` of `RUSAGE_CHILDREN`. The child is
+/// started from this small process, because Linux counts the parent's resident memory at fork
+/// into a child's peak (and this test process holds thousands of objects).
+const MEASURE: &str = "import resource, subprocess, sys, time
+t = time.monotonic()
+with open(sys.argv[2], 'w') as out, open(sys.argv[3], 'w') as err:
+    code = subprocess.run(sys.argv[4:], stdout=out, stderr=err).returncode
+print(time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code, file=open(sys.argv[1], 'w'))
+";
+
+/// Wall time, peak RSS (MiB), exit code and standard output of one `stackguard` run.
+fn measure(ctx: &Ctx, args: &[&str]) -> (f64, f64, i32, String) {
+    let dir = &ctx.cluster.dir;
+    let (stats, out, err) = (
+        dir.join("bench.stats"),
+        dir.join("bench.out"),
+        dir.join("bench.err"),
+    );
+    let status = Command::new("python3")
+        .args(["-c", MEASURE])
+        .args([&stats, &out, &err])
+        .arg(env!("CARGO_BIN_EXE_stackguard"))
+        .args(args)
+        .env("KUBECONFIG", &ctx.cluster.admin)
+        .current_dir(&ctx.root)
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let stats = std::fs::read_to_string(&stats).expect("stats");
+    let f: Vec<&str> = stats.split_whitespace().collect();
+    let secs: f64 = f[0].parse().expect("seconds");
+    let rss = f[1].parse::<f64>().expect("maxrss") / 1024.0;
+    let code: i32 = f[2].parse().expect("exit code");
+    let stdout = std::fs::read_to_string(&out).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    println!(
+        "$ stackguard {}   [exit {code}, {secs:.2} s, peak RSS {rss:.1} MiB]",
+        args.join(" ")
+    );
+    for l in stderr.lines().filter(|l| !l.starts_with("note: ")) {
+        println!("  stderr: {l}");
+    }
+    (secs, rss, code, stdout)
+}
+
+pub fn audit_10000(ctx: &Ctx) {
+    let small = ctx.fresh_namespace("e2e-bench-1k");
+    let large = ctx.fresh_namespace("e2e-bench-10k");
+    let t_small = populate(ctx, &small, 1_000);
+    let t_large = populate(ctx, &large, 10_000);
+    println!(
+        "created 1,000 objects in {t_small:.1} s and 10,000 in {t_large:.1} s ({:.0} objects/s)",
+        10_000.0 / t_large
+    );
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    for (ns, n) in [(&small, 1_000), (&large, 10_000)] {
+        for page in ["100", "500"] {
+            let (secs, rss, code, out) = measure(
+                ctx,
+                &["audit", "-n", ns, "--format", "json", "--page-size", page],
+            );
+            assert_eq!(code, 1, "half the Deployments are broken");
+            let r: Value = serde_json::from_str(&out).expect("JSON");
+            assert_eq!(r["summary"]["objects"], n);
+            assert_eq!(r["summary"]["rejected"], n / 4);
+            rows.push((
+                format!("{n:>6} objects, --page-size {page:>3}, JSON"),
+                secs,
+                rss,
+            ));
+        }
+    }
+    ctx.install_report_crds();
+    for run in ["first", "second"] {
+        let (secs, rss, code, _) = measure(
+            ctx,
+            &[
+                "audit",
+                "-n",
+                &large,
+                "--format",
+                "json",
+                "--report",
+                "openreports",
+            ],
+        );
+        assert_eq!(code, 1);
+        rows.push((
+            format!("10,000 objects, --report openreports ({run})"),
+            secs,
+            rss,
+        ));
+    }
+    assert_eq!(
+        ctx.list("openreports.io/v1alpha1", "Report", Some(&large))
+            .len(),
+        10_000
+    );
+    println!("\naudit benchmark (2 cores, wall time and peak RSS of the stackguard process):");
+    for (what, secs, rss) in &rows {
+        println!(
+            "  {what:<48} {secs:>6.2} s  {:>8.0} objects/s  {rss:>6.1} MiB",
+            if what.starts_with(" 1000") {
+                1_000.0
+            } else {
+                10_000.0
+            } / secs
+        );
+    }
+    // Leave the cluster lighter for whatever runs next.
+    for ns in [&small, &large] {
+        ctx.delete("v1", "Namespace", None, ns);
+    }
+}

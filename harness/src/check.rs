@@ -240,6 +240,5 @@ pub fn build_report(
         findings: out,
         errors: loaded.errors.clone(),
         policies: engine.policies.clone(),
-        cluster: None,
     }
 }

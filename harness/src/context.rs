@@ -81,10 +81,10 @@ impl ObjectStore {
             );
             self.index.get(&key).map(|&i| &self.objects[i])
         });
-        if found.is_none() {
-            if let Ok(mut m) = self.misses.lock() {
-                m.insert(key);
-            }
+        if found.is_none()
+            && let Ok(mut m) = self.misses.lock()
+        {
+            m.insert(key);
         }
         found
     }

@@ -145,6 +145,18 @@ pub fn audit_equals_check(ctx: &Ctx) {
         })
     };
     assert!(needs_context(&a));
+    // The text report: one heading per object with findings, the same count as check.
+    let text = audit(ctx, &ns, &[]);
+    assert_eq!(text.code, 1);
+    let headings = text
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("cluster://"))
+        .count();
+    assert_eq!(
+        headings,
+        a["summary"]["rejected"].as_u64().unwrap() as usize
+    );
     // One object per page: a workload never shares a page with its ConfigMap.
     let paged = audit(ctx, &ns, &["--format", "json", "--page-size", "1"]);
     assert_eq!(essence(&paged.json()), essence(&a));
@@ -277,7 +289,7 @@ pub fn paging_and_progress(ctx: &Ctx) {
     let total: usize = 250;
     for i in 0..total {
         let mut data = json!({"app.properties": format!("name=app-{i}\n")});
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             data["app.properties"] =
                 json!(format!("name=app-{i}\ndb.password=Plain{i}TextValue\n"));
         }
@@ -556,6 +568,14 @@ fn reports_round_trip(ctx: &Ctx, flag: &str, api_version: &str, kind: &str) {
         run.stderr
     );
     let first = check_reports(ctx, &ns, api_version, kind, &run.json()["findings"]);
+    let example = first
+        .values()
+        .find(|r| r["scope"]["kind"] == "Deployment")
+        .expect("the Deployment's report");
+    println!(
+        "the Deployment's {kind}:\n{}",
+        serde_json::to_string_pretty(example).unwrap()
+    );
 
     // Fix the Deployment (drop the password argument), delete a ConfigMap: a second audit
     // updates the reports in place and removes the stale one.

@@ -267,16 +267,16 @@ impl Cluster {
             let req = http::Request::get("/readyz")
                 .body(Vec::new())
                 .expect("request");
-            if let Ok(text) = rt.block_on(client.request_text(req)) {
-                if text.trim() == "ok" {
-                    let req = http::Request::get("/version")
-                        .body(Vec::new())
-                        .expect("request");
-                    let v: serde_json::Value =
-                        rt.block_on(client.request(req)).expect("/version answers");
-                    self.version = v["gitVersion"].as_str().unwrap_or("?").to_string();
-                    return;
-                }
+            if let Ok(text) = rt.block_on(client.request_text(req))
+                && text.trim() == "ok"
+            {
+                let req = http::Request::get("/version")
+                    .body(Vec::new())
+                    .expect("request");
+                let v: serde_json::Value =
+                    rt.block_on(client.request(req)).expect("/version answers");
+                self.version = v["gitVersion"].as_str().unwrap_or("?").to_string();
+                return;
             }
             if Instant::now() > deadline {
                 panic!(

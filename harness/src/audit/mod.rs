@@ -84,10 +84,11 @@ pub fn prepare(mut item: Value, resource: &ApiResource) -> Value {
     }
     if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
-        if resource.kind == "Secret" && resource.group.is_empty() {
-            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
+        if resource.kind == "Secret"
+            && resource.group.is_empty()
+            && let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+        {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     }
     item

@@ -438,12 +438,12 @@ pub async fn deploy(stack: &Stack, opts: &KubeOptions, progress: &Progress) -> R
         let (id, source, result) = match step {
             Step::Apply(m) => {
                 let r = apply_manifest(&client, &mut kinds, m, &pp, &absent).await;
-                if let (Ok(Done::Outcome(..)), Ok(Some((ar, namespaced)))) =
-                    (&r, kinds.resolve(m.api_version(), m.kind()).await)
+                if matches!(r, Ok(Done::Outcome(..)))
+                    && awaited(m.kind())
+                    && let Ok(Some((ar, namespaced))) =
+                        kinds.resolve(m.api_version(), m.kind()).await
                 {
-                    if awaited(m.kind()) {
-                        applied.push((api_of(&client, &ar, namespaced, m.namespace()), m));
-                    }
+                    applied.push((api_of(&client, &ar, namespaced, m.namespace()), m));
                 }
                 (m.id(), format!(" ({})", m.source), r)
             }

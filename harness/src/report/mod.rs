@@ -38,8 +38,6 @@ pub struct Report {
     pub errors: Vec<InputError>,
     /// The policies that took part (SARIF rules).
     pub policies: Vec<PolicyInfo>,
-    /// Set when the objects came from a cluster (`audit`) rather than from files.
-    pub cluster: Option<ClusterScope>,
 }
 
 /// Where `audit` read its objects.
@@ -68,6 +66,7 @@ pub struct Totals {
     pub rejected: usize,
     pub findings: usize,
     pub errors: usize,
+    /// Set when the objects came from a cluster (`audit`) rather than from files.
     pub cluster: Option<ClusterScope>,
 }
 
@@ -90,7 +89,7 @@ impl Report {
             rejected: self.rejected,
             findings: self.findings.len(),
             errors: self.errors.len(),
-            cluster: self.cluster.clone(),
+            cluster: None,
         }
     }
 
@@ -258,30 +257,35 @@ mod tests {
 
     #[test]
     fn cluster_objects_are_headed_by_their_uri_without_lines() {
-        let mut r = Report {
+        let f = finding("cluster://ctx/n/ConfigMap/x", 0, "x");
+        let totals = Totals {
+            files: 1,
             objects: 1,
             rejected: 1,
-            findings: vec![finding("cluster://ctx/n/ConfigMap/x", 0, "x")],
+            findings: 1,
+            errors: 0,
             cluster: Some(ClusterScope {
                 context: "ctx".into(),
                 namespaces: 1,
             }),
-            ..Default::default()
         };
-        r.files = 1;
+        let render = |format| {
+            let mut w = Writer::new(Vec::new(), format, false, &[]).unwrap();
+            w.findings(std::slice::from_ref(&f)).unwrap();
+            String::from_utf8(w.finish(&[], &totals).unwrap()).unwrap()
+        };
         assert_eq!(
-            r.render(Format::Text, false),
+            render(Format::Text),
             "cluster://ctx/n/ConfigMap/x\n  ConfigMap n/x  [p]  data.x: bad\n\n✗ 1 object in 1 namespace of ctx: 1 rejected (1 finding)\n"
         );
-        let sarif: serde_json::Value =
-            serde_json::from_str(&r.render(Format::Sarif, false)).unwrap();
+        let sarif: serde_json::Value = serde_json::from_str(&render(Format::Sarif)).unwrap();
         let loc = &sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"];
         assert_eq!(
             loc["artifactLocation"]["uri"],
             "cluster://ctx/n/ConfigMap/x"
         );
         assert!(loc.get("region").is_none());
-        let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json, false)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&render(Format::Json)).unwrap();
         assert_eq!(json["summary"]["context"], "ctx");
         assert_eq!(json["summary"]["namespaces"], 1);
     }

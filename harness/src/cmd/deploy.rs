@@ -129,7 +129,7 @@ pub fn main(args: Args) -> Result<i32> {
             };
             let tally = rt.block_on(kube::deploy(&stack, &opts, &progress))?;
             if tally.failed == 0 && tally.changed() == 0 && tally.partly == 0 {
-                progress.line("no change: the cluster already runs the stack as it is");
+                progress.line("no change: the cluster already has the stack as it is");
             } else {
                 progress.line(&tally.summary());
             }

@@ -859,13 +859,21 @@ pub async fn down(
             progress.line(&format!(
                 "kept       {}: not created by stackguard alone (also managed by {}); delete it yourself if it is yours to delete",
                 m.id(),
-                if others.is_empty() { "nobody".to_string() } else { others.join(", ") }
+                listed(&others, "nobody"),
             ));
             continue;
         }
         failures += delete_if_ours(&namespaces, &m.id(), m.name(), progress).await;
     }
     Ok(failures)
+}
+
+/// `a, b, c`, or `none` when there is nothing to list.
+fn listed(items: &[String], none: &str) -> String {
+    match items {
+        [] => none.to_string(),
+        _ => items.join(", "),
+    }
 }
 
 /// Delete one object if stackguard applied it (its uid as a precondition, so a replacement
@@ -891,11 +899,7 @@ async fn delete_if_ours(
         let finalizers = live.metadata.finalizers.clone().unwrap_or_default();
         progress.line(&format!(
             "deleting   {id}: being deleted already (finalizers: {})",
-            if finalizers.is_empty() {
-                "none".to_string()
-            } else {
-                finalizers.join(", ")
-            }
+            listed(&finalizers, "none")
         ));
         return 0;
     }
@@ -906,11 +910,7 @@ async fn delete_if_ours(
         let by: Vec<String> = managers(&value).into_iter().collect();
         progress.line(&format!(
             "kept       {id}: not applied by stackguard (managed by {})",
-            if by.is_empty() {
-                "nobody known".to_string()
-            } else {
-                by.join(", ")
-            }
+            listed(&by, "nobody known")
         ));
         return 0;
     }

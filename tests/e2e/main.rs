@@ -132,7 +132,14 @@ fn main() {
     }
     let failed = results.iter().filter(|r| !r.1).count();
     println!("  {:<55} {total:>6.1} s", "scenarios in total");
+    let scratch = ctx.cluster.dir.clone();
     drop(ctx);
+    // Certificates, kubeconfigs and the servers' logs: kept for a look when something failed.
+    if failed == 0 {
+        let _ = std::fs::remove_dir_all(&scratch);
+    } else {
+        println!("logs and kubeconfigs kept in {}", scratch.display());
+    }
     println!("e2e: {} passed, {failed} failed", results.len() - failed);
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }

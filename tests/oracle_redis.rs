@@ -20,8 +20,8 @@ use stackguard_common::redisconf::{self, RedisConfig};
 use stackguard_common::request::{Object, Operation};
 use stackguard_common::{Policy, Request};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -264,8 +264,14 @@ fn start(env: &Env, conf: &Path, options: &[String], rt: &tokio::runtime::Runtim
         if let Some(status) = child.try_wait().unwrap() {
             let mut out = String::new();
             for pipe in [
-                child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
-                child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
             ]
             .into_iter()
             .flatten()
@@ -372,8 +378,16 @@ fn compare(env: &Env, c: &Case, rt: &tokio::runtime::Runtime) -> Result<(), Stri
         .cloned()
         .chain(
             [
-                "--port", "0", "--bind", "127.0.0.1", "--daemonize", "no", "--logfile", "",
-                "--dir", "x",
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+                "--dir",
+                "x",
             ]
             .map(String::from),
         )
@@ -428,8 +442,8 @@ fn redis_conf_reader_agrees_with_redis_server() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("stackguard-oracle-redis-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = oracle::TempDir::new("redis");
+    let dir = tmp.0.clone();
     let local = Local {
         state_dir: dir.clone(),
         user: service_user(true).unwrap(),
@@ -439,5 +453,4 @@ fn redis_conf_reader_agrees_with_redis_server() {
     let env = Env { local, dir };
     let run = oracle::Run::from_env("redis", 300);
     run.check(case(), |c| compare(&env, c, &rt), show);
-    let _ = std::fs::remove_dir_all(&env.dir);
 }

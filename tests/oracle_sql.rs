@@ -201,11 +201,9 @@ fn render_stmt(s: &Stmt) -> String {
             if *ie { "IF EXISTS " } else { "" },
             DATABASES[*d]
         ),
-        Stmt::Connect(d, long) => format!(
-            "\\{} {}",
-            if *long { "connect" } else { "c" },
-            CONNECT[*d]
-        ),
+        Stmt::Connect(d, long) => {
+            format!("\\{} {}", if *long { "connect" } else { "c" }, CONNECT[*d])
+        }
         Stmt::Tx(i) => TX[*i].to_string(),
         Stmt::Do(e, certain) => {
             if *certain {
@@ -297,13 +295,12 @@ async fn reset(pg: &ScratchPostgres, admin: &tokio_postgres::Client, app_db: &st
             .await
             .unwrap();
     }
-    admin
-        .batch_execute(
-            "CREATE DATABASE template1 TEMPLATE template0 IS_TEMPLATE true STRATEGY file_copy; \
-             CREATE DATABASE postgres TEMPLATE template0 STRATEGY file_copy",
-        )
-        .await
-        .unwrap();
+    for sql in [
+        "CREATE DATABASE template1 TEMPLATE template0 IS_TEMPLATE true STRATEGY file_copy",
+        "CREATE DATABASE postgres TEMPLATE template0 STRATEGY file_copy",
+    ] {
+        admin.batch_execute(sql).await.unwrap();
+    }
     if app_db != "postgres" {
         // The entrypoint's docker_setup_db creates $POSTGRES_DB before the init scripts.
         admin
@@ -329,7 +326,10 @@ async fn state(pg: &ScratchPostgres, admin: &tokio_postgres::Client) -> State {
         let name: String = r.get(0);
         let c = pg.connect(&name).await.unwrap();
         let exts: BTreeSet<String> = c
-            .query("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'", &[])
+            .query(
+                "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'",
+                &[],
+            )
             .await
             .unwrap()
             .iter()
@@ -402,18 +402,24 @@ fn init_script_replay_agrees_with_postgresql() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("stackguard-oracle-sql-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = oracle::TempDir::new("sql");
+    let dir = tmp.0.clone();
     let pg = rt
         .block_on(ScratchPostgres::start(
             &dir,
-            &["fsync=off", "full_page_writes=off", "synchronous_commit=off"],
+            &[
+                "fsync=off",
+                "full_page_writes=off",
+                "synchronous_commit=off",
+            ],
             Duration::from_secs(60),
         ))
         .expect("starting a scratch PostgreSQL (tests/setup.sh installs postgresql-15)");
     let admin = rt.block_on(async {
         let c = pg.connect("postgres").await.unwrap();
-        c.batch_execute("CREATE DATABASE oracle_admin").await.unwrap();
+        c.batch_execute("CREATE DATABASE oracle_admin")
+            .await
+            .unwrap();
         pg.connect("oracle_admin").await.unwrap()
     });
     let run = oracle::Run::from_env("sql", 120);
@@ -435,5 +441,4 @@ fn init_script_replay_agrees_with_postgresql() {
     );
     drop(admin);
     drop(pg);
-    let _ = std::fs::remove_dir_all(&dir);
 }

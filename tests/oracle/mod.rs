@@ -30,7 +30,11 @@ pub struct Run {
 
 impl Run {
     pub fn from_env(name: &'static str, default_cases: usize) -> Run {
-        let var = |n: &str| std::env::var(n).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        let var = |n: &str| {
+            std::env::var(n)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
         Run {
             name,
             seed: var("STACKGUARD_ORACLE_SEED").unwrap_or(DEFAULT_SEED),
@@ -82,7 +86,12 @@ impl Run {
                 println!("case {i}:\n{}", show(&value));
             }
             ran += 1;
-            if let Err(why) = check(&value) {
+            let t = Instant::now();
+            let result = check(&value);
+            if t.elapsed().as_secs_f64() > 3.0 {
+                println!("case {i}: slow, {:.1} s", t.elapsed().as_secs_f64());
+            }
+            if let Err(why) = result {
                 println!("case {i}: DISAGREES: {why}");
                 if shrunk.is_none() {
                     shrunk = Some(shrink(&mut tree, &mut check, &show, why.clone()));
@@ -108,7 +117,9 @@ impl Run {
                 ));
             }
             if let Some((case, why)) = shrunk {
-                report.push_str(&format!("\n--- smallest disagreeing input found\n{case}\n=> {why}\n"));
+                report.push_str(&format!(
+                    "\n--- smallest disagreeing input found\n{case}\n=> {why}\n"
+                ));
             }
             panic!(
                 "oracle {}: {} of {} cases disagree with the real program:{report}",
@@ -163,4 +174,23 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
         out = out.replace(s.as_str(), "<secret>");
     }
     out
+}
+
+/// A scratch directory under the system temp dir, removed when dropped (also when a test
+/// panics).
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("stackguard-oracle-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -747,7 +747,11 @@ pub struct ScratchPostgres {
 impl ScratchPostgres {
     /// `initdb` and start, with extra `-c name=value` settings; waits until it accepts
     /// connections.
-    pub async fn start(dir: &Path, settings: &[&str], timeout: Duration) -> Result<ScratchPostgres> {
+    pub async fn start(
+        dir: &Path,
+        settings: &[&str],
+        timeout: Duration,
+    ) -> Result<ScratchPostgres> {
         check_packages()?;
         let local = Local {
             state_dir: dir.to_path_buf(),
@@ -771,7 +775,10 @@ impl ScratchPostgres {
             .arg("-c")
             .arg(format!("port={port}"))
             .arg("-c")
-            .arg(format!("unix_socket_directories={}", dir.join("run").display()));
+            .arg(format!(
+                "unix_socket_directories={}",
+                dir.join("run").display()
+            ));
         for s in settings {
             cmd.args(["-c", s]);
         }

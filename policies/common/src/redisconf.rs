@@ -395,8 +395,16 @@ fn check(name: &str, kind: Kind, args: &[String]) -> Result<(), String> {
                     }
                 )
             })?;
-            let v = if unsigned { i128::from(v as u64) } else { i128::from(v) };
-            let below = if flags & PCT != 0 && v < 0 { v < lo } else { v < lo || v > hi };
+            let v = if unsigned {
+                i128::from(v as u64)
+            } else {
+                i128::from(v)
+            };
+            let below = if flags & PCT != 0 && v < 0 {
+                v < lo
+            } else {
+                v < lo || v > hi
+            };
             if below {
                 return Err(format!("{name}: argument must be between {lo} and {hi}"));
             }
@@ -413,7 +421,9 @@ fn check(name: &str, kind: Kind, args: &[String]) -> Result<(), String> {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
                 {
-                    Err(format!("{name}: hostnames may only contain letters, digits, - and ."))
+                    Err(format!(
+                        "{name}: hostnames may only contain letters, digits, - and ."
+                    ))
                 }
                 _ => Ok(()),
             }
@@ -423,7 +433,11 @@ fn check(name: &str, kind: Kind, args: &[String]) -> Result<(), String> {
 }
 
 fn special(name: &str, args: &[String]) -> Result<(), String> {
-    let strtoll_full = |s: &str| strtoll(s).filter(|(_, rest)| rest.is_empty()).map(|(v, _)| v);
+    let strtoll_full = |s: &str| {
+        strtoll(s)
+            .filter(|(_, rest)| rest.is_empty())
+            .map(|(v, _)| v)
+    };
     match name {
         "save" => {
             let args = if args.len() == 1 && args[0].is_empty() {
@@ -486,8 +500,7 @@ fn special(name: &str, args: &[String]) -> Result<(), String> {
             if args.len() != 2 {
                 return Err("replicaof takes a host and a port, or no one".into());
             }
-            let no_one =
-                args[0].eq_ignore_ascii_case("no") && args[1].eq_ignore_ascii_case("one");
+            let no_one = args[0].eq_ignore_ascii_case("no") && args[1].eq_ignore_ascii_case("one");
             let port_ok = strtoll(&args[1])
                 .is_some_and(|(v, rest)| rest.is_empty() && (0..=65535).contains(&v));
             if no_one || port_ok {
@@ -761,7 +774,12 @@ mod tests {
         let c = RedisConfig::load(
             "save 900 1",
             "redis.conf",
-            &["--save".into(), "".into(), "--appendonly".into(), "no".into()],
+            &[
+                "--save".into(),
+                "".into(),
+                "--appendonly".into(),
+                "no".into(),
+            ],
             &mut |_| None,
         );
         assert!(c.save_points().is_empty());
@@ -821,7 +839,12 @@ mod tests {
             "--port 7000".into(),
         ]);
         assert_eq!(t, "maxmemory \"1\" \"gb\" \nsave \"\"\nport 7000 ");
-        let c = RedisConfig::load("", "r", &["--maxmemory".into(), "1".into(), "gb".into()], &mut |_| None);
+        let c = RedisConfig::load(
+            "",
+            "r",
+            &["--maxmemory".into(), "1".into(), "gb".into()],
+            &mut |_| None,
+        );
         assert!(c.error.is_some());
         let c = RedisConfig::load("", "r", &["orphan".into()], &mut |_| None);
         assert!(c.error.is_some());

@@ -64,9 +64,14 @@ impl Word {
     fn append(&mut self, other: &Word) {
         let base = self.text.len();
         self.text.push_str(&other.text);
-        self.expansions
-            .extend(other.expansions.iter().map(|r| r.start + base..r.end + base));
-        self.unquoted.extend(other.unquoted.iter().map(|s| s + base));
+        self.expansions.extend(
+            other
+                .expansions
+                .iter()
+                .map(|r| r.start + base..r.end + base),
+        );
+        self.unquoted
+            .extend(other.unquoted.iter().map(|s| s + base));
     }
 
     /// The part of the word from byte `from` (on a character boundary) to the end.
@@ -310,7 +315,9 @@ enum Tok {
     /// `|` (`|&` too).
     Pipe,
     /// `<`, `>`, `>>`, `>&`, `<&`, `&>`… : the next word is its target.
-    Redirect { input: bool },
+    Redirect {
+        input: bool,
+    },
 }
 
 struct Lexer {
@@ -1289,7 +1296,10 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert_eq!(
             texts(&c[0]),
-            vec!["CREATE EXTENSION IF NOT EXISTS pgcrypto", "CREATE EXTENSION postgis"]
+            vec![
+                "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+                "CREATE EXTENSION postgis"
+            ]
         );
         assert_eq!(c[0].database.as_ref().unwrap().text, "sos_app_medical");
         assert_eq!(c[1].database.as_ref().unwrap().text, "other");
@@ -1361,7 +1371,9 @@ mod tests {
         assert_eq!(texts(&c[0]), vec!["SELECT 1;\n"]);
         assert_eq!(texts(&c[1]), vec!["SELECT 2;\n"]);
         assert_eq!(texts(&c[2]), vec!["SELECT 3;\n"]);
-        assert!(matches!(&c[3].inputs[0], PsqlInput::Elsewhere { what, .. } if what == "file /x.sql"));
+        assert!(
+            matches!(&c[3].inputs[0], PsqlInput::Elsewhere { what, .. } if what == "file /x.sql")
+        );
         assert_eq!(texts(&c[4]), vec!["SELECT 4"]);
         assert!(matches!(&c[5].inputs[0], PsqlInput::Elsewhere { .. }));
         assert_eq!(texts(&c[6]), vec!["SELECT 5;\n"]);
@@ -1404,8 +1416,23 @@ mod tests {
     #[test]
     fn garbage_does_not_panic() {
         for src in [
-            "'", "\"", "$(", "${", "<<", "<<EOF\n", "\\", "`", "a=\"$", "$'\\", "$'\\x", "<<<",
-            "psql -d", "psql --dbname", "psql 'dbname=", "psql postgresql://", "x |",
+            "'",
+            "\"",
+            "$(",
+            "${",
+            "<<",
+            "<<EOF\n",
+            "\\",
+            "`",
+            "a=\"$",
+            "$'\\",
+            "$'\\x",
+            "<<<",
+            "psql -d",
+            "psql --dbname",
+            "psql 'dbname=",
+            "psql postgresql://",
+            "x |",
         ] {
             let _ = psql_calls(&parse(src), &BTreeMap::new());
         }

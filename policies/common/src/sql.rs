@@ -399,9 +399,13 @@ pub enum TxOp {
     /// `BEGIN`, `START TRANSACTION`.
     Begin,
     /// `COMMIT`, `END`; `chain`: `AND CHAIN` starts a new transaction.
-    Commit { chain: bool },
+    Commit {
+        chain: bool,
+    },
     /// `ROLLBACK`, `ABORT`.
-    Rollback { chain: bool },
+    Rollback {
+        chain: bool,
+    },
     Savepoint(Name),
     /// `ROLLBACK TO [SAVEPOINT] name`.
     RollbackTo(Name),
@@ -485,9 +489,7 @@ fn scan_with_unknown(src: &str, unknown: &[Range<usize>]) -> Vec<Event> {
 
 /// `\c [dbname [user …]]` or `\c dbname=x …`; `-` means "the current one".
 fn connect_target(args: &[String]) -> Option<String> {
-    let first = args
-        .iter()
-        .find(|a| !a.starts_with("-reuse-previous"))?;
+    let first = args.iter().find(|a| !a.starts_with("-reuse-previous"))?;
     if first.contains('=') {
         return first
             .split_whitespace()
@@ -528,7 +530,10 @@ impl Scanner<'_> {
             }
             names.push(name);
             i += 1;
-            if stmt.get(i).is_some_and(|t| t.kind == TokenKind::Other(b',')) {
+            if stmt
+                .get(i)
+                .is_some_and(|t| t.kind == TokenKind::Other(b','))
+            {
                 i += 1;
             } else {
                 break;
@@ -745,6 +750,17 @@ const PLPGSQL_CONTROL: &[&str] = &[
     "get",
 ];
 
+/// PL/pgSQL words after which a new statement starts.
+const PLPGSQL_SPLIT: &[&str] = &[
+    "then",
+    "else",
+    "elsif",
+    "loop",
+    "begin",
+    "declare",
+    "exception",
+];
+
 /// The statements of a `DO` body (`BEGIN … END`, starting on `body_line`), and whether they
 /// certainly all run.
 fn do_block(body: &str, body_line: usize, line: usize) -> Event {
@@ -757,12 +773,33 @@ fn do_block(body: &str, body_line: usize, line: usize) -> Event {
             .iter()
             .any(|t| PLPGSQL_CONTROL.iter().any(|k| t.is_word(k)));
     let (from, to) = match (begin, end) {
-        (Some(b), Some(e)) if e > b => (tokens[b].span.end, tokens[e].span.start),
-        _ => (0, body.len()),
+        (Some(b), Some(e)) if e > b => (b + 1, e),
+        _ => (0, tokens.len()),
     };
-    let mut events = scan(&body[from..to]);
+    // Statements end at `;` and at the PL/pgSQL words that open or continue a block, so that
+    // `IF … THEN CREATE EXTENSION x; END IF` shows its CREATE EXTENSION.
+    let mut scanner = Scanner {
+        unknown: &[],
+        events: Vec::new(),
+    };
+    let mut stmt: Vec<&Token<'_>> = Vec::new();
+    for t in &tokens[from..to] {
+        if t.kind == TokenKind::Semicolon || PLPGSQL_SPLIT.iter().any(|k| t.is_word(k)) {
+            scanner.statement(&stmt);
+            stmt.clear();
+        } else {
+            stmt.push(t);
+        }
+    }
+    scanner.statement(&stmt);
+    // `END IF`, `END LOOP` close PL/pgSQL blocks: no transaction control is read in a body.
+    let mut events: Vec<Event> = scanner
+        .events
+        .into_iter()
+        .filter(|e| !matches!(e, Event::Transaction { .. }))
+        .collect();
     // Lines inside the body count from the line the body starts on.
-    let offset = body_line - 1 + body[..from].bytes().filter(|&b| b == b'\n').count();
+    let offset = body_line - 1;
     for e in &mut events {
         shift_line(e, offset);
     }
@@ -869,7 +906,9 @@ mod tests {
             _ => None,
         };
         assert_eq!(db(&ev[1]).as_deref(), Some("sos_app_emergency"));
-        assert!(matches!(&ev[2], Event::CreateExtension { name: Some(n), line: 3, .. } if n == "postgis"));
+        assert!(
+            matches!(&ev[2], Event::CreateExtension { name: Some(n), line: 3, .. } if n == "postgis")
+        );
         assert_eq!(db(&ev[3]).as_deref(), Some("sos_app_auth"));
         assert_eq!(db(&ev[5]).as_deref(), Some("x"));
     }
@@ -901,7 +940,9 @@ mod tests {
                 line: 2
             }
         );
-        assert!(matches!(&ev[3], Event::DropSchema { names, cascade: false, .. } if names.len() == 2));
+        assert!(
+            matches!(&ev[3], Event::DropSchema { names, cascade: false, .. } if names.len() == 2)
+        );
         let ops: Vec<&TxOp> = ev
             .iter()
             .filter_map(|e| match e {
@@ -925,12 +966,16 @@ mod tests {
         let dos: Vec<(bool, usize)> = ev
             .iter()
             .filter_map(|e| match e {
-                Event::Do { events, certain, .. } => Some((*certain, events.len())),
+                Event::Do {
+                    events, certain, ..
+                } => Some((*certain, events.len())),
                 _ => None,
             })
             .collect();
         assert_eq!(dos, vec![(true, 1), (false, 1)]);
-        assert!(matches!(ev.last(), Some(Event::SetVariable { name, value: Some(v), .. }) if name == "ON_ERROR_STOP" && v == "off"));
+        assert!(
+            matches!(ev.last(), Some(Event::SetVariable { name, value: Some(v), .. }) if name == "ON_ERROR_STOP" && v == "off")
+        );
         assert_eq!(psql_bool("of"), Some(false));
         assert_eq!(psql_bool("o"), None);
         assert_eq!(psql_bool("TR"), Some(true));
@@ -938,16 +983,32 @@ mod tests {
 
     #[test]
     fn expansions_make_values_unknown() {
-        let w = crate::shell::parse("psql <<EOF\nALTER ROLE a PASSWORD '$PW';\nCREATE EXTENSION $EXT;\n\\c $DB\nALTER ROLE b PASSWORD 'lit';\nEOF\n");
+        let w = crate::shell::parse(
+            "psql <<EOF\nALTER ROLE a PASSWORD '$PW';\nCREATE EXTENSION $EXT;\n\\c $DB\nALTER ROLE b PASSWORD 'lit';\nEOF\n",
+        );
         let body = &w[0].heredoc().unwrap().body;
         let ev = scan_shell(body);
-        assert!(matches!(&ev[0], Event::RolePassword { password: PasswordValue::Expansion, .. }));
+        assert!(matches!(
+            &ev[0],
+            Event::RolePassword {
+                password: PasswordValue::Expansion,
+                ..
+            }
+        ));
         assert!(matches!(&ev[1], Event::CreateExtension { name: None, .. }));
         assert!(matches!(&ev[2], Event::Connect { database: None, .. }));
-        assert!(matches!(&ev[3], Event::RolePassword { password: PasswordValue::Plain(p), .. } if p == "lit"));
+        assert!(
+            matches!(&ev[3], Event::RolePassword { password: PasswordValue::Plain(p), .. } if p == "lit")
+        );
         // The placeholder is only special for shell text: in a .sql file it is a character.
         let ev = scan("ALTER ROLE a PASSWORD 'x\u{FFFC}';");
-        assert!(matches!(&ev[0], Event::RolePassword { password: PasswordValue::Plain(_), .. }));
+        assert!(matches!(
+            &ev[0],
+            Event::RolePassword {
+                password: PasswordValue::Plain(_),
+                ..
+            }
+        ));
     }
 
     #[test]

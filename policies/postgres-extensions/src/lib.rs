@@ -10,13 +10,13 @@
 pub mod replay;
 pub mod settings;
 
+use replay::{Presence, Replay};
 use serde::Deserialize;
 use settings::Settings;
 use stackguard_common::de::null_default;
 use stackguard_common::mounts::{self, Provider};
 use stackguard_common::request::Metadata;
 use stackguard_common::workload::{ContainerRef, ContainerRole, Workload};
-use replay::{Presence, Replay};
 use stackguard_common::{ClusterContext, Policy, Request, Verdict, cnpg, glob};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -423,23 +423,35 @@ mod tests {
             "init.sql",
         );
         let dbs = &run.replay.databases;
-        assert!(dbs["a"].extensions.contains_key("pgcrypto") && dbs["a"].extensions.contains_key("postgis"));
+        assert!(
+            dbs["a"].extensions.contains_key("pgcrypto")
+                && dbs["a"].extensions.contains_key("postgis")
+        );
         assert!(dbs["b"].extensions.is_empty());
         assert!(dbs["postgres"].extensions.is_empty());
         assert!(run.replay.stopped.is_none());
     }
 
     #[test]
-    fn creating_from_the_connected_template_stops() {
+    fn a_failing_statement_stops_the_scripts() {
         let mut run = Run::new(&BTreeMap::new());
         run.replay.sql(
-            "\\c template1\nCREATE EXTENSION pgcrypto;\nCREATE DATABASE a;\nCREATE EXTENSION postgis;",
+            "CREATE EXTENSION pgcrypto;\nBEGIN;\nCREATE EXTENSION postgis;\nCREATE EXTENSION pgcrypto;\nCOMMIT;",
             "postgres",
             "init.sql",
         );
         let stop = run.replay.stopped.as_ref().unwrap();
-        assert_eq!(stop.at, "init.sql line 3");
-        assert!(!run.replay.databases.contains_key("a"));
-        assert!(!run.replay.databases["template1"].extensions.contains_key("postgis"));
+        assert_eq!(stop.at, "init.sql line 4");
+        // The open transaction is rolled back with the session.
+        assert!(
+            !run.replay.databases["postgres"]
+                .extensions
+                .contains_key("postgis")
+        );
+        assert!(
+            run.replay.databases["postgres"]
+                .extensions
+                .contains_key("pgcrypto")
+        );
     }
 }

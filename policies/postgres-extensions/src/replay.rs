@@ -135,8 +135,6 @@ pub struct Replay {
 struct Session<'a> {
     /// `None`: a database whose name the replay does not know.
     db: Option<String>,
-    /// `false` after a failed `\connect` without `ON_ERROR_STOP`: statements fail.
-    connected: bool,
     on_error_stop: bool,
     tx: Option<Tx>,
     origin: &'a str,
@@ -271,28 +269,35 @@ impl Replay {
     /// SQL run by one client session in `database`, stopping at the first error
     /// (CloudNativePG's post-init SQL).
     pub fn sql(&mut self, text: &str, database: &str, origin: &str) {
-        self.session(Some(database.to_string()), true, origin, &[(&Word::literal(text), 1)]);
+        self.session(
+            Some(database.to_string()),
+            true,
+            origin,
+            &[(&Word::literal(text), 1)],
+        );
     }
 
     /// One psql session: connect to `db`, run the inputs, close.
-    fn session(&mut self, db: Option<String>, on_error_stop: bool, origin: &str, inputs: &[Input<'_>]) {
+    fn session(
+        &mut self,
+        db: Option<String>,
+        on_error_stop: bool,
+        origin: &str,
+        inputs: &[Input<'_>],
+    ) {
         if self.stopped.is_some() {
             return;
         }
         let mut s = Session {
             db: None,
-            connected: true,
             on_error_stop,
             tx: None,
             origin,
         };
-        // Failing to connect at all ends psql with an error, with or without ON_ERROR_STOP.
         let first = inputs.first().map_or(1, |i| i.1);
-        s.on_error_stop = true;
         if !self.connect(&mut s, db, first) {
             return;
         }
-        s.on_error_stop = on_error_stop;
         for (text, first_line) in inputs {
             for e in sql::scan_shell(text) {
                 let line = first_line + e.line() - 1;
@@ -315,7 +320,6 @@ impl Replay {
         }
         let Some(name) = db else {
             s.db = None;
-            s.connected = true;
             return true;
         };
         let reason = match self.databases.get(&name) {
@@ -324,8 +328,10 @@ impl Replay {
             )),
             Some(_) => None,
             None if self.unknown_databases || self.may_have_stopped => {
-                self.uncertain
-                    .push(format!("{} line {line}: database {name} may not exist", s.origin));
+                self.uncertain.push(format!(
+                    "{} line {line}: database {name} may not exist",
+                    s.origin
+                ));
                 self.databases.insert(name.clone(), unknown_db());
                 None
             }
@@ -334,16 +340,12 @@ impl Replay {
         match reason {
             None => {
                 s.db = Some(name);
-                s.connected = true;
                 true
             }
-            Some(r) if s.on_error_stop => {
+            // A script's psql that loses its connection ends with an error, ON_ERROR_STOP or not.
+            Some(r) => {
                 self.stop(s, line, format!("\\connect fails: {r}"));
                 false
-            }
-            Some(_) => {
-                s.connected = false;
-                true
             }
         }
     }
@@ -372,10 +374,6 @@ impl Replay {
             }
             Event::RolePassword { .. } | Event::SetVariable { .. } => return true,
             _ => {}
-        }
-        if !s.connected {
-            // Every statement fails without a connection (ON_ERROR_STOP is off here).
-            return true;
         }
         if s.tx.as_ref().is_some_and(|t| t.aborted)
             && !matches!(
@@ -453,7 +451,9 @@ impl Replay {
                 name, if_exists, ..
             } => {
                 if s.tx.is_some() {
-                    return Res::Fails("DROP DATABASE cannot run inside a transaction block".into());
+                    return Res::Fails(
+                        "DROP DATABASE cannot run inside a transaction block".into(),
+                    );
                 }
                 let Some(name) = name else {
                     self.unknown_databases = true;
@@ -505,11 +505,6 @@ impl Replay {
         let Some(copy) = self.databases.get(&template).cloned() else {
             return self.fails(format!("template database \"{template}\" does not exist"));
         };
-        if s.db.as_deref() == Some(template.as_str()) {
-            return Res::Fails(format!(
-                "source database \"{template}\" is being accessed by other users (this session is connected to it)"
-            ));
-        }
         self.databases.insert(name.clone(), copy);
         Res::Done
     }
@@ -641,6 +636,9 @@ fn transaction(s: &mut Session<'_>, op: &TxOp, databases: &mut Databases) -> Res
             if s.tx.is_none() {
                 s.tx = Some(new_tx(databases));
             }
+        }
+        TxOp::Commit { chain: true } | TxOp::Rollback { chain: true } if s.tx.is_none() => {
+            return Res::Fails("AND CHAIN can only be used in transaction blocks".into());
         }
         TxOp::Commit { chain } | TxOp::Rollback { chain } => {
             let rollback =
@@ -820,8 +818,7 @@ fn dependents(db: &Db, ext: &str) -> BTreeSet<String> {
     let mut todo = vec![ext.to_string()];
     while let Some(e) = todo.pop() {
         for installed in db.extensions.keys() {
-            if control(installed).requires.contains(&e.as_str()) && out.insert(installed.clone())
-            {
+            if control(installed).requires.contains(&e.as_str()) && out.insert(installed.clone()) {
                 todo.push(installed.clone());
             }
         }

@@ -147,7 +147,10 @@ fn invocation(argv: &[Arg]) -> Invocation {
     if SHELLS.contains(&program) {
         let script = rest
             .iter()
-            .position(|a| a.as_ref().is_some_and(|a| a.starts_with('-') && a.contains('c')))
+            .position(|a| {
+                a.as_ref()
+                    .is_some_and(|a| a.starts_with('-') && a.contains('c'))
+            })
             .and_then(|i| rest.get(i + 1))
             .cloned()
             .flatten();

@@ -6,7 +6,7 @@ CARGO ?= cargo
 WASM_DIR := target/wasm32-wasip1/wasm
 STACKGUARD := target/release/stackguard
 
-.PHONY: bench demo setup policies playground test stackguard clean
+.PHONY: bench demo setup oracles policies playground test stackguard clean
 
 # The main job: check the bundled reference stack (clean) and a broken example (findings).
 demo: stackguard
@@ -41,6 +41,13 @@ setup:
 # native vs modules, objects/s, single-file latency (hyperfine). Results: target/bench/.
 bench: policies
 	bash tests/bench/corpus.sh
+
+# The differential tests against PostgreSQL, Redis and bash with more cases (and any seed):
+# `make oracles ORACLE_CASES=2000 ORACLE_SEED=7`.
+ORACLE_CASES ?= 1000
+oracles: setup
+	STACKGUARD_ORACLE_CASES=$(ORACLE_CASES) $(if $(ORACLE_SEED),STACKGUARD_ORACLE_SEED=$(ORACLE_SEED)) \
+	  $(CARGO) test --release -p stackguard --test oracle_sql --test oracle_redis --test oracle_shell -- --nocapture
 
 test: setup policies playground
 	$(CARGO) test --workspace --release

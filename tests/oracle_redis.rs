@@ -357,9 +357,9 @@ fn policy_says_refused(main: &str, include_key: &str, include: &str) -> bool {
         &stackguard_common::context::NoContext,
     );
     // Every `*.conf` key is judged on its own: only the main file's findings count here.
-    v.findings.iter().any(|f| {
-        f.path == "data.redis.conf" && f.message.contains("Redis would not load the file")
-    })
+    v.findings
+        .iter()
+        .any(|f| f.path == "data.redis.conf" && f.message.contains("Redis would not load the file"))
 }
 
 fn compare(env: &Env, c: &Case, rt: &tokio::runtime::Runtime) -> Result<(), String> {

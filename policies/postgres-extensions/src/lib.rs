@@ -349,7 +349,9 @@ struct ClusterSpec {
 fn cluster(c: &Cluster, ns: &str, s: &Settings, ctx: &dyn ClusterContext, v: &mut Verdict) {
     let empty = cnpg::Initdb::default();
     let i = c.spec.bootstrap.initdb.as_ref().unwrap_or(&empty);
-    let mut run = Run::new(&BTreeMap::new());
+    // CloudNativePG creates the application database with the cluster, before the post-init SQL.
+    let env = BTreeMap::from([("POSTGRES_DB".to_string(), i.app_database().to_string())]);
+    let mut run = Run::new(&env);
     // CloudNativePG runs the inline queries, then the referenced ones, in this order.
     for cnpg::Phase {
         field,
@@ -358,8 +360,6 @@ fn cluster(c: &Cluster, ns: &str, s: &Settings, ctx: &dyn ClusterContext, v: &mu
         refs,
     } in i.phases()
     {
-        // The application database is created from template1 after the template SQL ran.
-        run.replay.ensure_database(db);
         for stmt in inline.iter() {
             run.replay.sql(stmt, db, field);
         }

@@ -257,15 +257,6 @@ impl Replay {
         }
     }
 
-    /// Create `name` from `template1` unless it exists (CloudNativePG creates the application
-    /// database after the template SQL ran).
-    pub fn ensure_database(&mut self, name: &str) {
-        if !self.databases.contains_key(name) {
-            let copy = self.databases.get("template1").cloned().unwrap_or_default();
-            self.databases.insert(name.to_string(), copy);
-        }
-    }
-
     /// SQL run by one client session in `database`, stopping at the first error
     /// (CloudNativePG's post-init SQL).
     pub fn sql(&mut self, text: &str, database: &str, origin: &str) {

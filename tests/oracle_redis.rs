@@ -280,8 +280,7 @@ fn start(env: &Env, conf: &Path, options: &[String], rt: &tokio::runtime::Runtim
             }
             let reason = out
                 .lines()
-                .filter(|l| !l.trim().is_empty())
-                .next_back()
+                .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .to_string();
             return Outcome::Refused(format!("exit {status}: {reason}"));

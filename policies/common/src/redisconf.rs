@@ -445,7 +445,7 @@ fn special(name: &str, args: &[String]) -> Result<(), String> {
             } else {
                 args
             };
-            let valid = args.len() % 2 == 0
+            let valid = args.len().is_multiple_of(2)
                 && args.iter().enumerate().all(|(j, a)| {
                     strtoll_full(a).is_some_and(|v| if j % 2 == 0 { v >= 1 } else { v >= 0 })
                 });
@@ -456,7 +456,7 @@ fn special(name: &str, args: &[String]) -> Result<(), String> {
             }
         }
         "client-output-buffer-limit" => {
-            if args.len() % 4 != 0 {
+            if !args.len().is_multiple_of(4) {
                 return Err("wrong number of arguments in buffer limit configuration".into());
             }
             for c in args.chunks(4) {

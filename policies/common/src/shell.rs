@@ -236,7 +236,7 @@ impl Vars {
         let (name, default) = expansion_variable(source)?;
         let value = self.get(name);
         match (value, default) {
-            (Some(v), Some((d, true))) if v.is_empty() => literal_default(d),
+            (Some(""), Some((d, true))) => literal_default(d),
             (Some(v), _) => Some(v.to_string()),
             // Unset, but set in the container's environment we were not told about: unknown.
             (None, _) => None,

@@ -673,13 +673,11 @@ fn transaction(s: &mut Session<'_>, op: &TxOp, databases: &mut Databases) -> Res
 /// What a statement may do when the replay cannot tell whether it runs or succeeds.
 fn maybe_effects(db: &mut Db, e: &Event) {
     match e {
-        Event::CreateExtension { name: Some(n), .. } => {
-            if !db.extensions.contains_key(n) {
-                db.maybe.insert(n.clone());
-                for r in control(n).requires {
-                    if !db.extensions.contains_key(*r) {
-                        db.maybe.insert((*r).to_string());
-                    }
+        Event::CreateExtension { name: Some(n), .. } if !db.extensions.contains_key(n) => {
+            db.maybe.insert(n.clone());
+            for r in control(n).requires {
+                if !db.extensions.contains_key(*r) {
+                    db.maybe.insert((*r).to_string());
                 }
             }
         }

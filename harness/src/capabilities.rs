@@ -3,7 +3,6 @@
 //! --allowed-host-capabilities` or `metadata.yml` (`hostCapabilities`) lists, and the calls a
 //! module can make, detected the way `kwctl annotate` detects them.
 
-use anyhow::{Result, anyhow};
 use std::collections::BTreeSet;
 
 /// Every host capability of policy-server 1.36, as `namespace/operation` (the waPC namespace
@@ -73,13 +72,15 @@ pub fn allows<S: AsRef<str>>(patterns: &[S], capability: &str) -> bool {
 /// is a prefix of a longer one (`v1/oci_manifest` of `v1/oci_manifest_config`) must also occur
 /// on its own.
 #[cfg(feature = "host")]
-pub fn detect(module: &[u8]) -> Result<BTreeSet<String>> {
+pub fn detect(module: &[u8]) -> anyhow::Result<BTreeSet<String>> {
     let mut data = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(module) {
-        let payload = payload.map_err(|e| anyhow!("not a valid WebAssembly module: {e}"))?;
+        let payload =
+            payload.map_err(|e| anyhow::anyhow!("not a valid WebAssembly module: {e}"))?;
         if let wasmparser::Payload::DataSection(reader) = payload {
             for segment in reader {
-                let segment = segment.map_err(|e| anyhow!("malformed data segment: {e}"))?;
+                let segment =
+                    segment.map_err(|e| anyhow::anyhow!("malformed data segment: {e}"))?;
                 data.extend_from_slice(segment.data);
                 // A separator no string contains: no match across two segments.
                 data.push(0xFF);

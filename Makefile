@@ -31,9 +31,10 @@ policies: stackguard
 	$(CARGO) build --profile wasm --target wasm32-wasip1 $(addprefix -p ,$(POLICIES))
 	mkdir -p dist target/wasm-opt
 	@command -v $(WASM_OPT) >/dev/null || { echo "$(WASM_OPT) is missing: install Debian's binaryen (tests/setup.sh does)"; exit 1; }
+	@echo $(POLICIES) | tr ' -' '\n_' | xargs -P 2 -I{} \
+	  $(WASM_OPT) -Oz $(WASM_FEATURES) $(WASM_DIR)/{}.wasm -o target/wasm-opt/{}.wasm
 	@for p in $(POLICIES); do \
 	  m=$$(echo $$p | tr - _); \
-	  $(WASM_OPT) -Oz $(WASM_FEATURES) $(WASM_DIR)/$$m.wasm -o target/wasm-opt/$$m.wasm || exit 1; \
 	  $(STACKGUARD) annotate target/wasm-opt/$$m.wasm -m policies/$$p/metadata.yml -u policies/$$p/README.md \
 	    --strict -o dist/$$p.wasm || exit 1; \
 	  printf '%-26s %8d bytes\n' "dist/$$p.wasm" $$(stat -c %s dist/$$p.wasm); \

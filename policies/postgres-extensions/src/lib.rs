@@ -34,6 +34,7 @@ pub const KINDS: &[&str] = stackguard_common::workload_kinds_and!("ConfigMap", "
 impl Policy for PostgresExtensions {
     const NAME: &'static str = "postgres-extensions";
     const KINDS: &'static [&'static str] = KINDS;
+    const CONTEXT_AWARE: bool = true;
     type Settings = Settings;
 
     fn evaluate(req: &Request<'_>, settings: &Settings, ctx: &dyn ClusterContext) -> Verdict {

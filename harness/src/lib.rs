@@ -2,6 +2,7 @@
 //! way policy-server does, and deploy and verify the reference stack.
 
 pub mod admission;
+pub mod capabilities;
 pub mod check;
 pub mod config;
 pub mod context;
@@ -17,9 +18,13 @@ pub mod yaml;
 pub mod audit;
 #[cfg(feature = "deploy")]
 pub mod deploy;
+#[cfg(feature = "schema")]
+pub mod generate;
 #[cfg(feature = "host")]
 pub mod guest_log;
 #[cfg(feature = "host")]
 pub mod host;
 #[cfg(feature = "deploy")]
 pub mod kubeclient;
+#[cfg(feature = "oci")]
+pub mod oci;

@@ -525,15 +525,38 @@ pub fn kubewarden_without_crds(ctx: &Ctx) {
     ]);
     assert_eq!(run.code, 1);
     let failed = run.lines_starting("FAILED");
-    assert_eq!(failed.len(), 1, "one line for the missing CRD: {failed:#?}");
+    assert_eq!(
+        failed.len(),
+        1,
+        "one line for the missing CRDs: {failed:#?}"
+    );
     let line = failed[0];
+    let kubewarden: Vec<_> = policies
+        .objects
+        .iter()
+        .filter(|m| m.api_version().starts_with("policies.kubewarden.io/"))
+        .collect();
+    assert!(kubewarden.len() > 1);
+    for m in &kubewarden {
+        assert!(line.contains(m.name()), "{line}");
+        let crd = format!(
+            "{}.policies.kubewarden.io",
+            stackguard::admission::resource_name(m.kind())
+        );
+        assert!(line.contains(&crd), "{line}");
+    }
     assert!(line.contains(crd), "{line}");
     assert!(line.contains("helm install --wait -n kubewarden --create-namespace kubewarden-crds kubewarden/kubewarden-crds"), "{line}");
-    for p in &policies.objects {
-        assert!(line.contains(p.name()), "{line}");
+    assert!(run.stdout.contains(&format!("{} failed", kubewarden.len())));
+    assert!(run.stdout.contains("nothing applied"));
+    // Nothing else of deploy/kubewarden (its RBAC objects) was written.
+    for m in policies.objects.iter().filter(|m| m.namespace().is_empty()) {
+        if !kubewarden.iter().any(|k| k.id() == m.id()) {
+            assert!(
+                ctx.get(m.api_version(), m.kind(), None, m.name()).is_none(),
+                "{} was applied",
+                m.id()
+            );
+        }
     }
-    assert!(
-        run.stdout
-            .contains(&format!("{} failed", policies.objects.len()))
-    );
 }

@@ -295,28 +295,56 @@ const KNOWN_CRDS: &[(&str, &str)] = &[
     ("wgpolicyk8s.io", "kubectl apply -f deploy/reports/"),
 ];
 
-/// The one line for every object of a kind the cluster does not serve: the CRD it lacks and
-/// how to install it.
-pub fn not_served(api_version: &str, kind: &str, names: &[String]) -> String {
-    let (group, _) = crate::admission::group_version(api_version);
-    let objects = format!("{kind} {}", names.join(", "));
-    let builtin = group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io");
-    if builtin {
-        return format!(
-            "FAILED     {objects}: the API server does not serve {api_version} {kind}; \
-             is the apiVersion right for this Kubernetes version?"
-        );
+/// Objects of kinds the cluster does not serve: (apiVersion, kind) → their names.
+pub type Unserved = BTreeMap<(String, String), Vec<String>>;
+
+/// One line per API group the cluster does not serve: the objects, the CustomResourceDefinitions
+/// it lacks and how to install them (or, for a built-in group, that the apiVersion is wrong).
+pub fn not_served(unserved: &Unserved) -> Vec<String> {
+    let mut by_group: BTreeMap<&str, Vec<(&str, &str, &[String])>> = BTreeMap::new();
+    for ((api_version, kind), names) in unserved {
+        let (group, _) = crate::admission::group_version(api_version);
+        by_group
+            .entry(group)
+            .or_default()
+            .push((api_version, kind, names));
     }
-    let crd = format!("{}.{group}", crate::admission::resource_name(kind));
-    let how = KNOWN_CRDS
-        .iter()
-        .find(|(g, _)| *g == group)
-        .map(|(_, how)| *how)
-        .unwrap_or("install the CustomResourceDefinition (or the operator that brings it)");
-    format!(
-        "FAILED     {objects}: the cluster has no CustomResourceDefinition {crd} \
-         ({api_version} {kind}); {how}"
-    )
+    by_group
+        .into_iter()
+        .map(|(group, kinds)| {
+            let objects: Vec<String> = kinds
+                .iter()
+                .map(|(_, kind, names)| format!("{kind} {}", names.join(", ")))
+                .collect();
+            let objects = objects.join("; ");
+            let builtin = group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io");
+            let served: Vec<String> = kinds
+                .iter()
+                .map(|(av, kind, _)| format!("{av} {kind}"))
+                .collect();
+            if builtin {
+                return format!(
+                    "FAILED     {objects}: the API server does not serve {}; is the apiVersion \
+                     right for this Kubernetes version?",
+                    served.join(", ")
+                );
+            }
+            let crds: Vec<String> = kinds
+                .iter()
+                .map(|(_, kind, _)| format!("{}.{group}", crate::admission::resource_name(kind)))
+                .collect();
+            let how = KNOWN_CRDS
+                .iter()
+                .find(|(g, _)| *g == group)
+                .map(|(_, how)| *how)
+                .unwrap_or("install the CustomResourceDefinition (or the operator that brings it)");
+            format!(
+                "FAILED     {objects}: the cluster has no CustomResourceDefinition {} ({}); {how}",
+                crds.join(", "),
+                served.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// Discovered kinds (once per kind) and the CRDs the stack itself defines.
@@ -424,7 +452,19 @@ pub async fn deploy(stack: &Stack, opts: &KubeOptions, progress: &Progress) -> R
         false => BTreeSet::new(),
     };
     let mut tally = Tally::default();
-    let mut not_served_objects: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    // Kinds the cluster does not serve (a missing CRD): nothing is applied, one line per API
+    // group says what to install, as the rest of the stack is of no use without them.
+    let unserved = unserved_kinds(&mut kinds, stack).await;
+    if !unserved.is_empty() {
+        for line in not_served(&unserved) {
+            progress.line(&line);
+        }
+        tally.failed = unserved.values().map(Vec::len).sum();
+        progress
+            .line("nothing applied: install what is missing, then run `stackguard deploy` again");
+        return Ok(tally);
+    }
+    let mut not_served_objects = Unserved::new();
     let mut applied: Vec<(Api<DynamicObject>, &Manifest)> = Vec::new();
     let suffix = if opts.dry_run {
         " (server dry run)"
@@ -464,13 +504,7 @@ pub async fn deploy(stack: &Stack, opts: &KubeOptions, progress: &Progress) -> R
             }
             Err(StepError::NotServed) => {
                 if let Step::Apply(m) = step {
-                    not_served_objects
-                        .entry((m.api_version().to_string(), m.kind().to_string()))
-                        .or_default()
-                        .push(match m.namespace() {
-                            "" => m.name().to_string(),
-                            ns => format!("{ns}/{}", m.name()),
-                        });
+                    add_unserved(&mut not_served_objects, m);
                 }
             }
             Err(StepError::Failed(why)) => {
@@ -479,9 +513,9 @@ pub async fn deploy(stack: &Stack, opts: &KubeOptions, progress: &Progress) -> R
             }
         }
     }
-    for ((api_version, kind), names) in &not_served_objects {
-        tally.failed += names.len();
-        progress.line(&not_served(api_version, kind, names));
+    tally.failed += not_served_objects.values().map(Vec::len).sum::<usize>();
+    for line in not_served(&not_served_objects) {
+        progress.line(&line);
     }
     if tally.partly > 0 {
         progress.line(&format!(
@@ -504,6 +538,32 @@ pub async fn deploy(stack: &Stack, opts: &KubeOptions, progress: &Progress) -> R
         wait_rollouts(&applied, opts.timeout, progress).await?;
     }
     Ok(tally)
+}
+
+fn add_unserved(unserved: &mut Unserved, m: &Manifest) {
+    unserved
+        .entry((m.api_version().to_string(), m.kind().to_string()))
+        .or_default()
+        .push(match m.namespace() {
+            "" => m.name().to_string(),
+            ns => format!("{ns}/{}", m.name()),
+        });
+}
+
+/// The stack's objects whose kinds the cluster does not serve, leaving out the kinds the
+/// stack's own CRDs define (those are resolved after their CRD is applied).
+async fn unserved_kinds(kinds: &mut Kinds<'_>, stack: &Stack) -> Unserved {
+    let mut out = Unserved::new();
+    for m in &stack.objects {
+        if kinds.defined_by_stack(m.api_version(), m.kind()) {
+            continue;
+        }
+        // A discovery error is reported by the object's own step.
+        if let Ok(None) = kinds.resolve(m.api_version(), m.kind()).await {
+            add_unserved(&mut out, m);
+        }
+    }
+    out
 }
 
 /// Server-side apply of one object, judged against the live object before it. In a dry run, an
@@ -1166,22 +1226,43 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_crd_is_one_line_with_how_to_install_it() {
-        let names = vec!["a".to_string(), "b".to_string()];
-        let l = not_served(
-            "policies.kubewarden.io/v1",
-            "ClusterAdmissionPolicy",
-            &names,
+    fn a_missing_crd_group_is_one_line_with_how_to_install_it() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut u = Unserved::new();
+        u.insert(
+            (
+                "policies.kubewarden.io/v1".into(),
+                "ClusterAdmissionPolicy".into(),
+            ),
+            names(&["a", "b"]),
         );
-        assert!(l.starts_with("FAILED     ClusterAdmissionPolicy a, b: the cluster has no CustomResourceDefinition clusteradmissionpolicies.policies.kubewarden.io"), "{l}");
-        assert!(l.contains("helm install --wait -n kubewarden --create-namespace kubewarden-crds kubewarden/kubewarden-crds"));
-        let l = not_served("example.com/v1", "Widget", &names);
+        u.insert(
+            ("policies.kubewarden.io/v1".into(), "PolicyServer".into()),
+            names(&["ps"]),
+        );
+        u.insert(("example.com/v1".into(), "Widget".into()), names(&["w"]));
+        u.insert(
+            ("apps/v1beta1".into(), "Deployment".into()),
+            names(&["n/d"]),
+        );
+        let lines = not_served(&u);
+        assert_eq!(lines.len(), 3, "{lines:#?}");
         assert!(
-            l.contains("widgets.example.com") && l.contains("install the CustomResourceDefinition"),
-            "{l}"
+            lines[0].starts_with(
+                "FAILED     Deployment n/d: the API server does not serve apps/v1beta1 Deployment"
+            ),
+            "{}",
+            lines[0]
         );
-        let l = not_served("apps/v1beta1", "Deployment", &names);
-        assert!(l.contains("does not serve apps/v1beta1 Deployment"), "{l}");
+        assert!(
+            lines[1].contains("widgets.example.com")
+                && lines[1].contains("install the CustomResourceDefinition"),
+            "{}",
+            lines[1]
+        );
+        let l = &lines[2];
+        assert!(l.starts_with("FAILED     ClusterAdmissionPolicy a, b; PolicyServer ps: the cluster has no CustomResourceDefinition clusteradmissionpolicies.policies.kubewarden.io, policyservers.policies.kubewarden.io ("), "{l}");
+        assert!(l.contains("helm install --wait -n kubewarden --create-namespace kubewarden-crds kubewarden/kubewarden-crds"));
     }
 
     #[test]

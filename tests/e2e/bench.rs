@@ -190,3 +190,104 @@ pub fn audit_10000(ctx: &Ctx) {
         ctx.delete("v1", "Namespace", None, ns);
     }
 }
+
+/// About 1 MB (the API server takes ConfigMaps up to 1 MiB) of lines that look like the
+/// tokens no-plaintext-secrets looks for but are not: one character short, public keys,
+/// URLs without a password, two-part JWTs.
+fn near_misses(seed: usize) -> String {
+    let lines = [
+        "aws_key_id_{i}=AKIAIOSFODNN7EXAMP",
+        "gh_{i}=ghp_abcdefghijklmnopqrstuvwxyz012345678",
+        "slack_{i}=xoxb-123",
+        "cert_{i}=-----BEGIN PUBLIC KEY-----",
+        "db_url_{i}=postgresql://app@db-{i}.example:5432/app",
+        "jwt_{i}=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0",
+        "redis_{i}=redis://cache-{i}:6379/0",
+    ];
+    let mut out = String::new();
+    let mut i = seed;
+    while out.len() < 1_000_000 {
+        out.push_str(&lines[i % lines.len()].replace("{i}", &i.to_string()));
+        out.push('\n');
+        i += 1;
+    }
+    out
+}
+
+/// About 1 MB of init SQL that never creates the required extensions.
+fn big_init_sql() -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while out.len() < 1_000_000 {
+        out.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS t_{i} (id bigint PRIMARY KEY, note text DEFAULT 'row {i}; -- not a comment');\n\
+             INSERT INTO t_{i} (id, note) VALUES ({i}, $q${i}$q$) ON CONFLICT DO NOTHING;\n"
+        ));
+        i += 1;
+    }
+    out
+}
+
+/// Hostile objects in the cluster (issue 11: bounds hold for `audit` too): ConfigMaps near
+/// the 1 MiB limit full of near-miss tokens, and a Postgres init ConfigMap of 1 MB of SQL
+/// mounted by a workload (fetched as live context). Figures, not timed assertions.
+pub fn audit_hostile(ctx: &Ctx) {
+    let ns = ctx.fresh_namespace("e2e-hostile");
+    ctx.ensure_namespace(&ns);
+    let big = 8;
+    for n in 0..big {
+        ctx.create(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("near-miss-{n}"), "namespace": ns},
+            "data": {"tokens.properties": near_misses(n * 100_000)}}));
+    }
+    ctx.create(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "pg-init", "namespace": ns,
+                     "labels": {"stackguard.io/postgres-init": "true"}},
+        "data": {"01-schema.sql": big_init_sql()}}));
+    ctx.create(&json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "pg", "namespace": ns},
+        "spec": {"replicas": 1, "serviceName": "pg", "selector": {"matchLabels": {"app": "pg"}},
+                 "template": {"metadata": {"labels": {"app": "pg", "stackguard.io/postgres-init": "true"}},
+                              "spec": {"containers": [{"name": "postgres", "image": "postgis/postgis:16-3.4",
+                                         "volumeMounts": [{"name": "init", "mountPath": "/docker-entrypoint-initdb.d"}]}],
+                                       "volumes": [{"name": "init", "configMap": {"name": "pg-init"}}]}}}}));
+    let mut rows = Vec::new();
+    for page in ["100", "1"] {
+        let (secs, rss, code, out) = measure(
+            ctx,
+            &["audit", "-n", &ns, "--format", "json", "--page-size", page],
+        );
+        assert_eq!(code, 1, "the init SQL never creates postgis and pgcrypto");
+        let r: Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(r["summary"]["objects"], big + 2);
+        let findings = r["findings"].as_array().expect("findings");
+        for name in ["pg-init", "pg"] {
+            assert!(
+                findings.iter().any(|f| f["name"] == name
+                    && f["policy"] == "postgres-extensions"
+                    && f["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("never create the required extension"))),
+                "{name}: {findings:#?}"
+            );
+        }
+        let near = findings
+            .iter()
+            .filter(|f| {
+                f["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("near-miss"))
+            })
+            .count();
+        rows.push((page, secs, rss, findings.len(), near));
+    }
+    println!(
+        "\nhostile objects ({big} ConfigMaps of ~1 MB of near-miss tokens, 1 MB of init SQL mounted by a StatefulSet):"
+    );
+    for (page, secs, rss, n, near) in rows {
+        println!(
+            "  --page-size {page:>3}: {secs:>6.2} s  peak RSS {rss:>6.1} MiB  {n} findings ({near} on the near-miss ConfigMaps)"
+        );
+    }
+    ctx.delete("v1", "Namespace", None, &ns);
+}

@@ -74,6 +74,10 @@ const SCENARIOS: &[Scenario] = &[
         "audit -A with a module: ClusterReports",
         audit::cluster_reports_with_a_module,
     ),
+    (
+        "audit: hostile objects (1 MB ConfigMaps)",
+        bench::audit_hostile,
+    ),
     ("benchmark: audit 10,000 objects", bench::audit_10000),
 ];
 

@@ -37,6 +37,18 @@ use std::time::Duration;
 const WRITERS: usize = 8;
 /// Rounds of fetching what context-aware rules looked up and did not find.
 const CONTEXT_ROUNDS: usize = 3;
+/// The list response size a page aims at. `limit` counts objects, and one object may be
+/// 1.5 MiB (a ConfigMap full of init SQL): the first page of a kind asks for at most
+/// [`FIRST_PAGE`] objects, and each next one for as many as fit this budget at the size the
+/// previous pages' objects had (never more than `--page-size`).
+const PAGE_BYTES: usize = 8 << 20;
+const FIRST_PAGE: u32 = 10;
+
+/// The `limit` of the next list request, from the byte size of the objects seen so far.
+pub fn next_limit(page_size: u32, item_bytes: usize) -> u32 {
+    let fit = PAGE_BYTES / item_bytes.max(1);
+    (fit.min(page_size as usize) as u32).max(1)
+}
 
 /// Which namespaces to audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,13 +260,14 @@ impl<W: Write> State<'_, '_, W> {
             .set_message(format!("auditing {}", l.resource.plural));
         let mut token: Option<String> = None;
         let mut first = true;
+        let mut limit = page_size.min(FIRST_PAGE);
         loop {
-            let mut lp = ListParams::default().limit(page_size);
+            let mut lp = ListParams::default().limit(limit);
             if let Some(t) = &token {
                 lp = lp.continue_token(t);
             }
             self.pages += 1;
-            let page = match list_page(self.client, &api, &lp).await {
+            let (page, bytes) = match list_page(self.client, &api, &lp).await {
                 Ok(p) => p,
                 Err(e) => {
                     self.list_error(l, namespace, &e);
@@ -267,6 +280,9 @@ impl<W: Write> State<'_, '_, W> {
                 first = false;
             }
             let n = page.items.len() as u64;
+            // The average object of this page, doubled: objects of one kind vary in size.
+            let per_item = 2 * bytes / page.items.len().max(1);
+            limit = next_limit(page_size, per_item);
             let objects: Vec<Object> = page
                 .items
                 .into_iter()
@@ -390,13 +406,37 @@ impl<W: Write> State<'_, '_, W> {
     /// The engine's findings for a page. Context-aware rules first see the page's own objects;
     /// what they looked up and did not find is fetched from the cluster and the page is
     /// evaluated again (a few rounds at most), so a workload meets the ConfigMaps it mounts.
+    /// When what a page's objects look up is bigger than [`PAGE_BYTES`] (each workload mounts
+    /// its own big ConfigMap), the page is evaluated in halves, down to one object at a time.
     async fn evaluate(&mut self, objects: &[Object]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut ranges = vec![(0, objects.len())];
+        while let Some((a, b)) = ranges.pop() {
+            match self.evaluate_with_context(&objects[a..b]).await {
+                Some(found) => out.extend(found.into_iter().map(|mut f| {
+                    f.object += a;
+                    f
+                })),
+                None => {
+                    let mid = a + (b - a) / 2;
+                    ranges.push((mid, b));
+                    ranges.push((a, mid));
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Self::evaluate`] of some objects with the context they look up; `None` when that
+    /// context is over budget and the objects can be split.
+    async fn evaluate_with_context(&mut self, objects: &[Object]) -> Option<Vec<Finding>> {
         let mut store = ObjectStore::new();
         self.engine
             .add_context(&mut store, objects.iter().map(|o| &o.value));
         let mut store = Arc::new(store);
         let mut findings = self.engine.evaluate(objects, &store, self.config);
         let mut absent: BTreeSet<Key> = BTreeSet::new();
+        let mut fetched = 0;
         for _ in 0..CONTEXT_ROUNDS {
             let wanted: Vec<Key> = store
                 .take_misses()
@@ -417,7 +457,11 @@ impl<W: Write> State<'_, '_, W> {
             let mut added = 0;
             for key in wanted {
                 match self.fetch(&key).await {
-                    Some(v) => {
+                    Some((v, bytes)) => {
+                        fetched += bytes;
+                        if fetched > PAGE_BYTES && objects.len() > 1 {
+                            return None;
+                        }
                         s.insert(v);
                         added += 1;
                     }
@@ -432,12 +476,12 @@ impl<W: Write> State<'_, '_, W> {
             }
             findings = self.engine.evaluate(objects, &store, self.config);
         }
-        findings
+        Some(findings)
     }
 
-    /// One object a context-aware rule looked up, from the cluster (`None`: absent or
-    /// unreadable; the rule then says what it could not check).
-    async fn fetch(&mut self, key: &Key) -> Option<Value> {
+    /// One object a context-aware rule looked up, from the cluster, and its size in bytes
+    /// (`None`: absent or unreadable; the rule then says what it could not check).
+    async fn fetch(&mut self, key: &Key) -> Option<(Value, usize)> {
         let (api_version, kind, namespace, name) = key;
         let ck = (api_version.clone(), kind.clone());
         if !self.context_kinds.contains_key(&ck) {
@@ -454,21 +498,27 @@ impl<W: Write> State<'_, '_, W> {
             "" => Api::all_with(self.client.clone(), ar),
             ns => Api::namespaced_with(self.client.clone(), ns, ar),
         };
-        let obj = api.get_opt(name).await.ok()??;
-        let v = serde_json::to_value(obj).ok()?;
-        Some(prepare(v, ar))
+        let req = kube::core::Request::new(api.resource_url())
+            .get(name, &Default::default())
+            .ok()?;
+        let text = self.client.request_text(req).await.ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        Some((prepare(v, ar), text.len()))
     }
 }
 
+/// One page of a list, and the size of the response in bytes.
 async fn list_page(
     client: &Client,
     api: &Api<DynamicObject>,
     lp: &ListParams,
-) -> Result<Page, kube::Error> {
+) -> Result<(Page, usize), kube::Error> {
     let req = kube::core::Request::new(api.resource_url())
         .list(lp)
         .map_err(kube::Error::BuildRequest)?;
-    client.request::<Page>(req).await
+    let text = client.request_text(req).await?;
+    let page = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+    Ok((page, text.len()))
 }
 
 /// Writes reports of one format with server-side apply and removes stale ones.
@@ -586,6 +636,14 @@ impl ReportWriter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pages_shrink_when_objects_are_big() {
+        assert_eq!(next_limit(100, 4_000), 100, "small objects: the page size");
+        assert_eq!(next_limit(100, 2 << 20), 4, "2 MiB objects: 4 per page");
+        assert_eq!(next_limit(100, 64 << 20), 1, "never below one");
+        assert_eq!(next_limit(7, 0), 7);
+    }
 
     #[test]
     fn uris_name_context_namespace_kind_and_name() {

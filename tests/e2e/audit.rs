@@ -274,6 +274,65 @@ pub fn config_and_formats(ctx: &Ctx) {
     let clean = audit(ctx, &empty, &[]);
     assert_eq!(clean.code, 0);
     assert!(clean.stdout.contains("✓ 0 objects in 0 namespaces"));
+    // --kubeconfig and --context: a kubeconfig whose current context points nowhere, and the
+    // admin's context under another name.
+    let kc = kube::config::Kubeconfig::read_from(&ctx.cluster.admin).unwrap();
+    let mut kc = serde_json::to_value(&kc).unwrap();
+    let current = kc["current-context"].as_str().unwrap().to_string();
+    let contexts = kc["contexts"].as_array_mut().unwrap();
+    let mut mine = contexts
+        .iter()
+        .find(|c| c["name"] == current.as_str())
+        .unwrap()
+        .clone();
+    mine["name"] = json!("e2e-second");
+    let mut nowhere = mine.clone();
+    nowhere["name"] = json!("nowhere");
+    nowhere["context"]["cluster"] = json!("nowhere");
+    contexts.push(mine);
+    contexts.push(nowhere);
+    kc["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "nowhere", "cluster": {"server": "https://127.0.0.1:1"}}));
+    kc["current-context"] = json!("nowhere");
+    let two = ctx.cluster.dir.join("two-contexts.kubeconfig");
+    std::fs::write(&two, serde_json::to_vec(&kc).unwrap()).unwrap();
+    let two_s = two.to_str().unwrap();
+    let by_context = ctx.sg(&[
+        "audit",
+        "--kubeconfig",
+        two_s,
+        "--context",
+        "e2e-second",
+        "-n",
+        &ns,
+        "--config",
+        cfg_s,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(by_context.code, 1);
+    let r = by_context.json();
+    assert_eq!(r["summary"]["context"], "e2e-second");
+    assert_eq!(essence(&r), found);
+    assert!(r["findings"].as_array().unwrap().iter().all(|f| {
+        f["file"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("cluster://e2e-second/{ns}/"))
+    }));
+    let unreachable = ctx.sg(&["audit", "--kubeconfig", two_s, "-n", &ns]);
+    assert_eq!(
+        unreachable.code, 2,
+        "the current context's server does not answer"
+    );
+    assert!(
+        !unreachable.stderr.contains("panicked"),
+        "{}",
+        unreachable.stderr
+    );
+
     let bad = ctx.sg(&["audit", "--kubeconfig", "/nonexistent/kubeconfig"]);
     assert_eq!(bad.code, 2);
     assert!(

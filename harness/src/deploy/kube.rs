@@ -301,7 +301,9 @@ pub type Unserved = BTreeMap<(String, String), Vec<String>>;
 /// One line per API group the cluster does not serve: the objects, the CustomResourceDefinitions
 /// it lacks and how to install them (or, for a built-in group, that the apiVersion is wrong).
 pub fn not_served(unserved: &Unserved) -> Vec<String> {
-    let mut by_group: BTreeMap<&str, Vec<(&str, &str, &[String])>> = BTreeMap::new();
+    // group → (apiVersion, kind, names)
+    type KindNames<'a> = (&'a str, &'a str, &'a [String]);
+    let mut by_group: BTreeMap<&str, Vec<KindNames>> = BTreeMap::new();
     for ((api_version, kind), names) in unserved {
         let (group, _) = crate::admission::group_version(api_version);
         by_group

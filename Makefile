@@ -12,7 +12,7 @@ WASM_OPT ?= wasm-opt
 WASM_FEATURES := --enable-sign-ext --enable-bulk-memory --enable-mutable-globals \
   --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
 
-.PHONY: bench bump demo generate setup policies playground push test stackguard clean
+.PHONY: bench bump demo generate setup oracles policies playground push test stackguard clean
 
 # The main job: check the bundled reference stack (clean) and a broken example (findings).
 demo: stackguard
@@ -73,6 +73,13 @@ setup:
 # native vs modules, objects/s, single-file latency (hyperfine). Results: target/bench/.
 bench: policies
 	bash tests/bench/corpus.sh
+
+# The differential tests against PostgreSQL, Redis and bash with more cases (and any seed):
+# `make oracles ORACLE_CASES=2000 ORACLE_SEED=7`.
+ORACLE_CASES ?= 1000
+oracles: setup
+	STACKGUARD_ORACLE_CASES=$(ORACLE_CASES) $(if $(ORACLE_SEED),STACKGUARD_ORACLE_SEED=$(ORACLE_SEED)) \
+	  $(CARGO) test --release -p stackguard --test oracle_sql --test oracle_redis --test oracle_shell -- --nocapture
 
 test: setup policies playground
 	$(CARGO) test --workspace --release

@@ -411,9 +411,8 @@ fn the_policies_run_on_a_least_privilege_policy_server() {
     for f in yaml_files(&deploy_dir().join("kubewarden")) {
         objects.extend(read_objects(&f).unwrap());
     }
-    let of_kind = |kind: &str| -> Vec<&Manifest> {
-        objects.iter().filter(|m| m.kind() == kind).collect()
-    };
+    let of_kind =
+        |kind: &str| -> Vec<&Manifest> { objects.iter().filter(|m| m.kind() == kind).collect() };
     let servers = of_kind("PolicyServer");
     assert_eq!(servers.len(), 1, "one PolicyServer in deploy/kubewarden");
     let spec = &servers[0].object["spec"];
@@ -423,7 +422,12 @@ fn the_policies_run_on_a_least_privilege_policy_server() {
     let mut needed = BTreeSet::new();
     let mut readable = BTreeSet::new();
     for cap in policy_objects() {
-        assert_eq!(cap.object["spec"]["policyServer"], servers[0].name(), "{}", cap.name());
+        assert_eq!(
+            cap.object["spec"]["policyServer"],
+            servers[0].name(),
+            "{}",
+            cap.name()
+        );
         let entry = policies::find(cap.name()).unwrap();
         let meta = Metadata::from_yaml(entry.metadata_yml, cap.name()).unwrap();
         needed.extend(meta.host_capabilities.clone().unwrap_or_default());
@@ -435,9 +439,16 @@ fn the_policies_run_on_a_least_privilege_policy_server() {
             ));
         }
     }
-    assert_eq!(granted, needed, "namespacedPoliciesCapabilities: exactly what the modules call");
+    assert_eq!(
+        granted, needed,
+        "namespacedPoliciesCapabilities: exactly what the modules call"
+    );
     // The service account, bound to a ClusterRole that reads every context-aware resource.
-    assert!(of_kind("ServiceAccount").iter().any(|m| m.name() == account));
+    assert!(
+        of_kind("ServiceAccount")
+            .iter()
+            .any(|m| m.name() == account)
+    );
     let bound: Vec<&str> = of_kind("ClusterRoleBinding")
         .iter()
         .filter(|b| {
@@ -454,14 +465,21 @@ fn the_policies_run_on_a_least_privilege_policy_server() {
             bound.contains(&role.name())
                 && role.object["rules"].as_array().unwrap().iter().any(|rule| {
                     let has = |key: &str, v: &str| {
-                        rule[key].as_array().unwrap().iter().any(|x| x == v || x == "*")
+                        rule[key]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|x| x == v || x == "*")
                     };
                     has("apiGroups", group)
                         && has("resources", resource)
                         && ["get", "list", "watch"].iter().all(|v| has("verbs", v))
                 })
         });
-        assert!(allowed, "the PolicyServer cannot read {resource} ({group:?})");
+        assert!(
+            allowed,
+            "the PolicyServer cannot read {resource} ({group:?})"
+        );
     }
     assert!(!readable.is_empty());
 }

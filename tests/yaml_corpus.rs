@@ -8,8 +8,12 @@
 //! Per file we compare the documents' values (null documents dropped) and the number of
 //! documents that cannot be read. Every difference left is listed in `ALLOWED` with its reason;
 //! the test fails on any other difference, and on an allowed one that is gone.
+//!
+//! The same corpus is the property test of the minimal-edit engine (`yaml_edit`).
 
+use serde_json::{Value, json};
 use stackguard::manifest::{self, Input};
+use stackguard::yaml_edit::{DocEdit, apply_additions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -143,4 +147,169 @@ fn every_resolution_rule_reads_as_kubectl_reads_it() {
         "{files} files, {documents} documents"
     );
     assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// `v` grown with additions everywhere `stackguard fix` may add things: new keys in mappings
+/// (scalars that need quoting, nested mappings and lists), items appended to lists, null and
+/// empty values filled in. Deterministic: `n` counts the nodes visited.
+fn grow(v: &Value, n: &mut usize, depth: usize) -> Value {
+    *n += 1;
+    match v {
+        Value::Object(m) if m.is_empty() => json!({"added": "1"}),
+        Value::Object(m) if depth < 8 => {
+            let mut out: serde_json::Map<String, Value> = m
+                .iter()
+                .map(|(k, x)| (k.clone(), grow(x, n, depth + 1)))
+                .collect();
+            let key = format!("zz-added-{n}");
+            match *n % 4 {
+                0 => out.insert(key, json!("1")),
+                1 => out.insert(
+                    key,
+                    json!({"nested": {"on": "yes", "list": ["a: b", 2, {"k": null}]}}),
+                ),
+                2 => out.insert(key, json!(["x", "#y"])),
+                _ => out.insert(key, json!(true)),
+            };
+            Value::Object(out)
+        }
+        Value::Array(a) if a.is_empty() => json!(["added"]),
+        Value::Array(a) if depth < 8 => {
+            let mut out: Vec<Value> = a.iter().map(|x| grow(x, n, depth + 1)).collect();
+            out.push(match a.last() {
+                Some(Value::Object(_)) => json!({"name": "added", "port": 8080}),
+                _ => json!("added-item"),
+            });
+            Value::Array(out)
+        }
+        Value::Null if n.is_multiple_of(2) => json!({"filled": "in"}),
+        other => other.clone(),
+    }
+}
+
+/// Is `old` a subsequence of `new` (the line only gained characters)?
+fn only_gained(old: &str, new: &str) -> bool {
+    let mut rest = new.chars();
+    old.chars().all(|c| rest.any(|d| d == c))
+}
+
+/// `stackguard::yaml_edit` on every document of the corpus, with synthetic additions: each edit
+/// reads back as `after` (the engine checks that itself), re-applying is a no-op, and every line
+/// of the file is untouched except where something was added to it in place (a flow
+/// collection, or a null/empty value that now holds a mapping or list).
+#[test]
+fn synthetic_additions_to_every_corpus_document() {
+    let corpus = root().join("../shared/corpus");
+    let (mut edited, mut refused, mut files) = (0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    for entry in walk(&corpus) {
+        let Ok(src) = manifest::read(&Input::File(entry.clone())) else {
+            continue;
+        };
+        let stream = stackguard::yaml::parse_stream(&src.text);
+        let mut n = 0usize;
+        let grown: Vec<(usize, &Value, Value)> = stream
+            .documents
+            .iter()
+            .filter(|d| d.value.is_object())
+            .map(|d| (d.index, &d.value, grow(&d.value, &mut n, 0)))
+            .collect();
+        if grown.is_empty() {
+            continue;
+        }
+        files += 1;
+        let edits: Vec<DocEdit<'_>> = grown
+            .iter()
+            .map(|(i, before, after)| DocEdit {
+                doc_index: *i,
+                before,
+                after,
+            })
+            .collect();
+        let name = entry.strip_prefix(&corpus).unwrap().display().to_string();
+        let out = match apply_additions(&src.text, &edits) {
+            Ok(out) => out,
+            Err(e)
+                if ["anchor", "alias", "merge key"]
+                    .iter()
+                    .any(|w| e.message.contains(w)) =>
+            {
+                refused += 1;
+                continue;
+            }
+            Err(e) => {
+                failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        edited += 1;
+        let again: Vec<DocEdit<'_>> = grown
+            .iter()
+            .map(|(i, _, after)| DocEdit {
+                doc_index: *i,
+                before: after,
+                after,
+            })
+            .collect();
+        if apply_additions(&out, &again).as_deref() != Ok(out.as_str()) {
+            failures.push(format!("{name}: re-applying changed the text"));
+        }
+        let diff = similar::TextDiff::from_lines(src.text.as_str(), out.as_str());
+        let old_lines: Vec<&str> = src.text.split_inclusive('\n').collect();
+        let new_lines: Vec<&str> = out.split_inclusive('\n').collect();
+        for op in diff.ops() {
+            let (tag, old, new) = op.as_tag_tuple();
+            let ok = match tag {
+                similar::DiffTag::Equal | similar::DiffTag::Insert => true,
+                similar::DiffTag::Delete => false,
+                similar::DiffTag::Replace => old_lines[old.clone()].iter().all(|line| {
+                    let line = line.trim_end_matches(['\r', '\n']);
+                    new_lines[new.clone()].iter().any(|n| {
+                        only_gained(line, n)
+                            || [" null", " ~", " {}", " []", "null", "{}", "[]"]
+                                .iter()
+                                .any(|t| {
+                                    line.contains(t) && only_gained(&line.replacen(t, "", 1), n)
+                                })
+                    })
+                }),
+            };
+            if !ok {
+                failures.push(format!(
+                    "{name}: lines {old:?} were changed, not only added to"
+                ));
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "yaml_edit on the corpus: {files} files, {edited} edited, {refused} refused (anchors, aliases, merge keys)"
+    );
+    assert!(edited > 2900, "only {edited} of {files} files edited");
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:#?}",
+        failures.len()
+    );
+}
+
+/// Every `.yaml`, `.yml` and `.json` file under `dir`, sorted.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -105,6 +105,18 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
                 message,
             })?;
     }
+    if !text.ends_with('\n') && planner.changes.iter().any(|c| c.start >= text.len()) {
+        // Lines added after a block scalar that ends the file without a line break would give
+        // it one: it keeps its value with `-` (strip) chomping.
+        if let Some(last) = edits
+            .iter()
+            .filter_map(|e| trees.get(&e.doc_index))
+            .map(last_leaf)
+            .find(|n| n.end >= text.len())
+        {
+            planner.changes.extend(strip_chomping(text, last));
+        }
+    }
     let out = splice(text, planner.changes, planner.style.eol);
     // Read the result back: the edited documents must be `after`, the others unchanged.
     let check = yaml::parse_stream(&out);
@@ -286,6 +298,46 @@ impl Sink for Composer<'_> {
         }
         Step::Go
     }
+}
+
+/// The last scalar, alias or flow collection of a node.
+fn last_leaf(node: &Node) -> &Node {
+    match &node.kind {
+        Kind::Map {
+            flow: false,
+            children: c,
+        }
+        | Kind::Seq {
+            flow: false,
+            items: c,
+        } => c.last().map_or(node, last_leaf),
+        _ => node,
+    }
+}
+
+/// The header of a block scalar (`|`, `>2`, `|+`) with `-` chomping, if `node` is one.
+fn strip_chomping(text: &str, node: &Node) -> Option<Change> {
+    let Kind::Scalar {
+        style: ScalarStyle::Literal | ScalarStyle::Folded,
+        ..
+    } = node.kind
+    else {
+        return None;
+    };
+    let header = text.get(node.start..)?;
+    let indicator = header.chars().next().filter(|c| matches!(c, '|' | '>'))?;
+    let len = header[1..]
+        .find(|c: char| !c.is_ascii_digit() && c != '+' && c != '-')
+        .unwrap_or(header.len() - 1);
+    let digits: String = header[1..1 + len]
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    Some(Change {
+        start: node.start,
+        end: node.start + 1 + len,
+        text: format!("{indicator}{digits}-"),
+    })
 }
 
 /// Where the node's own text ends: the end of its last scalar, alias or flow collection.
@@ -1165,6 +1217,22 @@ spec:
             out,
             "a:\n  script: |+\n    echo hi\n\n  more: >\n    folded\n    text\n\n  new: v\nb: 1\nc: 2\n"
         );
+    }
+
+    #[test]
+    fn a_block_scalar_at_the_end_of_a_file_without_a_final_newline_keeps_its_value() {
+        for (text, want) in [
+            (
+                "a:\n  s: |\n    x\n    y",
+                "a:\n  s: |-\n    x\n    y\n  k: 1\nz: 2",
+            ),
+            ("a:\n  s: >2+\n    x", "a:\n  s: >2-\n    x\n  k: 1\nz: 2"),
+        ] {
+            let mut after = value(text);
+            after["a"]["k"] = json!(1);
+            after["z"] = json!(2);
+            assert_eq!(add(text, 0, after).unwrap(), want);
+        }
     }
 
     #[test]

@@ -137,6 +137,74 @@ fn every_corpus_file_reads_as_kubectl_reads_it() {
     );
 }
 
+/// The three corpus files with multi-line quoted scalars whose continuation lines sit at the
+/// parent's indentation (libyaml and kubectl accept them; the yaml-rust2 loader refused them).
+const QUOTED_CONTINUATION: [&str; 3] = [
+    "argoproj__argo-cd/resource_customizations__db.atlasgo.io__AtlasSchema__testdata__healthy.yaml",
+    "argoproj__argo-cd/resource_customizations__work.karmada.io__ClusterResourceBinding__testdata__progressing.yaml",
+    "argoproj__argo-cd/resource_customizations__work.karmada.io__ResourceBinding__testdata__progressing.yaml",
+];
+
+#[test]
+fn quoted_scalars_continued_at_the_parent_indentation_are_read() {
+    let corpus = root().join("../shared/corpus");
+    for name in QUOTED_CONTINUATION {
+        let src = manifest::read(&Input::File(corpus.join(name))).unwrap();
+        let stream = stackguard::yaml::parse_stream(&src.text);
+        assert!(stream.errors.is_empty(), "{name}: {:?}", stream.errors);
+        let v = &stream.documents[0].value;
+        let message = v["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap_or("");
+        // The continuation lines are folded into the value, one space per line break.
+        assert!(
+            message.len() > 40 && !message.contains('\n'),
+            "{name}: {message:?}"
+        );
+    }
+}
+
+/// Line numbers stay exact: in every document of the corpus, every mapping key that
+/// `locate_paths` places (the lines findings are reported at) is on that line of the file.
+#[test]
+fn every_key_of_the_corpus_is_located_on_its_own_line() {
+    let corpus = root().join("../shared/corpus");
+    let (mut keys, mut failures) = (0usize, Vec::new());
+    for entry in walk(&corpus) {
+        let Ok(src) = manifest::read(&Input::File(entry.clone())) else {
+            continue;
+        };
+        let stream = stackguard::yaml::parse_stream(&src.text);
+        let wanted: Vec<usize> = stream.documents.iter().map(|d| d.index).collect();
+        let lines: Vec<&str> = src.text.split('\n').collect();
+        for (_, paths) in stackguard::yaml::locate_paths(&src.text, &wanted) {
+            for (path, line) in paths {
+                // The last segment of `a.b.c` (not a sequence item `a[0]`, not a dotted key).
+                let Some(key) = path.rsplit('.').next().filter(|k| {
+                    !k.is_empty()
+                        && !k.ends_with(']')
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_/".contains(c))
+                }) else {
+                    continue;
+                };
+                keys += 1;
+                if !lines.get(line - 1).is_some_and(|l| l.contains(key)) {
+                    failures.push(format!("{}: {path} is not on line {line}", entry.display()));
+                }
+            }
+        }
+    }
+    eprintln!("{keys} keys located on their lines");
+    assert!(keys > 100_000, "only {keys} keys");
+    assert!(
+        failures.is_empty(),
+        "{} keys misplaced: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(20)]
+    );
+}
+
 /// The corpus has no `yes`/`on`/`0o17`/… and few anchors: `tests/data/yaml/` holds every rule
 /// of the resolution table, merges, aliases and the documents kubectl refuses.
 #[test]

@@ -481,3 +481,38 @@ fn corpus_is_checked_without_crashing() {
             .any(|e| e["file"].as_str().unwrap().ends_with(utf16))
     );
 }
+
+/// Quoted scalars continued at their parent's indentation (as libyaml and kubectl read them):
+/// the file is read, and the finding after them is on its exact line.
+#[test]
+fn quoted_scalars_continued_at_the_parent_indentation_keep_exact_lines() {
+    let dir = scratch("quoted-continuation");
+    let file = dir.join("quoted.yaml");
+    std::fs::copy(
+        root().join("tests/data/yaml/quoted-continuation.yaml"),
+        &file,
+    )
+    .unwrap();
+    std::fs::write(dir.join(".stackguard.yaml"), only("run-as-non-root")).unwrap();
+    let o = run_in(&dir, &["check", "-f", "json", "quoted.yaml"], None);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    let v = json(&o);
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    assert_eq!(v["summary"]["objects"], 2, "{v}");
+    let line = line_of(&file, "runAsUser: 0");
+    let found: Vec<(u64, &str)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["line"].as_u64().unwrap(),
+                f["path"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        found.contains(&(line as u64, "spec.securityContext.runAsUser")),
+        "runAsUser: 0 is on line {line}: {found:?}"
+    );
+}

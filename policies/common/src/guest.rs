@@ -20,17 +20,20 @@ pub fn register<P: Policy>() {
     wapc_guest::register_function("validate", validate::<P>);
 }
 
+/// The SDK's `ValidationResponse`; a mutation travels as the whole mutated object, as the SDK's
+/// `mutate_request` sends it (policy-server computes the JSONPatch from it).
 fn validate<P: Policy>(payload: &[u8]) -> CallResult {
     let Response {
         accepted,
         message,
         warnings,
+        mutated_object,
     } = validate_payload::<P>(payload, &HostContext);
     Ok(serde_json::to_vec(&ValidationResponse {
         accepted,
         message,
         code: None,
-        mutated_object: None,
+        mutated_object,
         audit_annotations: None,
         warnings: (!warnings.is_empty()).then_some(warnings),
     })?)

@@ -14,6 +14,11 @@ pub struct Settings {
     pub require_hard: bool,
     /// A matching `topologySpreadConstraints` entry counts as spreading.
     pub accept_topology_spread_constraints: bool,
+    /// Topology key of the term mutation adds.
+    pub default_topology_key: String,
+    /// Add a preferred anti-affinity term instead of rejecting (a mutating policy; off:
+    /// validation only).
+    pub mutate: bool,
 }
 
 impl Default for Settings {
@@ -26,6 +31,8 @@ impl Default for Settings {
             ],
             require_hard: false,
             accept_topology_spread_constraints: true,
+            default_topology_key: "kubernetes.io/hostname".to_string(),
+            mutate: false,
         }
     }
 }
@@ -46,6 +53,22 @@ impl SettingsTrait for Settings {
         }
         if self.topology_keys.iter().any(|k| k.trim().is_empty()) {
             return Err("topologyKeys: an empty topology key is not allowed".to_string());
+        }
+        if self.mutate {
+            if self.require_hard {
+                return Err(
+                    "mutate: true adds a preferred term, which does not count with requireHard: true"
+                        .to_string(),
+                );
+            }
+            if !self.topology_keys.contains(&self.default_topology_key) {
+                return Err(format!(
+                    "defaultTopologyKey {:?} is not one of topologyKeys ({}): the term mutation \
+                     adds would not count",
+                    self.default_topology_key,
+                    self.topology_keys.join(", ")
+                ));
+            }
         }
         Ok(())
     }

@@ -19,6 +19,9 @@ pub struct Settings {
     pub require_read_only_root_filesystem: bool,
     /// Images (globs) exempt from every check.
     pub exempt_images: Vec<String>,
+    /// Fill in the missing `runAsNonRoot`, `allowPrivilegeEscalation` and `capabilities.drop`
+    /// instead of rejecting (a mutating policy; off: validation only).
+    pub mutate: bool,
 }
 
 impl Default for Settings {
@@ -30,6 +33,7 @@ impl Default for Settings {
             require_drop_all_capabilities: true,
             require_read_only_root_filesystem: false,
             exempt_images: Vec::new(),
+            mutate: false,
         }
     }
 }

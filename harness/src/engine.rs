@@ -109,18 +109,22 @@ impl Engine {
         })
     }
 
+    /// The policies (indices) that review `o`: their `metadata.yml` rules match it as a
+    /// CREATE and no exemption of the config skips it.
+    fn applicable(&self, o: &Object, config: &Config) -> Vec<usize> {
+        (0..self.policies.len())
+            .filter(|&p| {
+                let info = &self.policies[p];
+                info.metadata.matches(o.api_version(), o.kind(), "CREATE")
+                    && !config.exempt(&info.name, o)
+            })
+            .collect()
+    }
+
     /// Evaluate every object; findings come back in object order.
     pub fn check(&self, objects: &[Object], config: &Config) -> Vec<Finding> {
         let store = self.cluster_state(objects);
-        let applicable = |o: &Object| -> Vec<usize> {
-            (0..self.policies.len())
-                .filter(|&p| {
-                    let info = &self.policies[p];
-                    info.metadata.matches(o.api_version(), o.kind(), "CREATE")
-                        && !config.exempt(&info.name, o)
-                })
-                .collect()
-        };
+        let applicable = |o: &Object| self.applicable(o, config);
         let per_object: Vec<Vec<Finding>> = match &self.backend {
             Backend::Native(prepared) => par_map(
                 objects,

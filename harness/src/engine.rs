@@ -10,7 +10,7 @@ use crate::metadata::Metadata;
 use crate::policies;
 use anyhow::{Result, anyhow};
 use serde_json::Value;
-use stackguard_common::policy::Prepared;
+use stackguard_common::policy::{Mutation, Prepared};
 use stackguard_common::request::{Object as ReqObject, Operation, Request};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -132,12 +132,16 @@ impl Engine {
                 |_, i, o| {
                     let mut out = Vec::new();
                     for p in applicable(o) {
-                        let (verdict, _) = policies::evaluate_object(
+                        // As the module answers: a policy whose settings say `mutate: true`
+                        // accepts what it can repair (the cluster would admit it patched).
+                        let verdict = policies::admit_object(
                             prepared[p].as_ref(),
                             &o.value,
                             Operation::Create,
                             &store,
-                        );
+                            Mutation::AsConfigured,
+                        )
+                        .verdict;
                         out.extend(verdict.findings.into_iter().map(|f| Finding {
                             object: i,
                             policy: p,
@@ -198,7 +202,7 @@ impl Engine {
     }
 }
 
-/// The request a policy sees for a manifest, as `evaluate_object` builds it.
+/// The request a policy sees for a manifest, as `policies::admit_object` builds it.
 fn object_ref(o: &Object) -> String {
     let req = Request {
         operation: Operation::Create,

@@ -53,9 +53,9 @@ pub fn find(name: &str) -> Option<&'static Entry> {
 }
 
 use serde_json::Value;
+use stackguard_common::ClusterContext;
 use stackguard_common::policy::{Admission, Mutation, Response};
 use stackguard_common::request::{Object, Operation, Request};
-use stackguard_common::{ClusterContext, ObjectRef, Verdict};
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     path.iter()
@@ -73,17 +73,6 @@ fn request_for(object: &Value, operation: Operation) -> Request<'_> {
         name: str_at(object, &["metadata", "name"]),
         object: Object::Value(object),
     }
-}
-
-/// Evaluate a manifest natively, as if it were admitted with `operation`. The object reference
-/// is `None` when the policy does not apply.
-pub fn evaluate_object(
-    policy: &dyn Prepared,
-    object: &Value,
-    operation: Operation,
-    ctx: &dyn ClusterContext,
-) -> (Verdict, Option<ObjectRef>) {
-    policy.evaluate(&request_for(object, operation), ctx)
 }
 
 /// Evaluate a manifest and, for a mutating policy, repair it (the mutated object, if any, is in

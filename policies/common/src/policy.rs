@@ -205,11 +205,8 @@ pub fn validate_payload<P: Policy>(payload: &[u8], ctx: &dyn ClusterContext) -> 
 pub trait Prepared: Send + Sync {
     fn name(&self) -> &'static str;
     fn kinds(&self) -> &'static [&'static str];
-    /// Evaluate one object (same shared rules as [`evaluate`]); the object reference is `None`
-    /// when the policy does not apply to the request.
-    fn evaluate(&self, req: &Request<'_>, ctx: &dyn ClusterContext)
-    -> (Verdict, Option<ObjectRef>);
-    /// Evaluate and, for a mutating policy, repair (see [`admit`]).
+    /// Evaluate one object (same shared rules as [`evaluate`]) and, for a mutating policy,
+    /// repair it (see [`admit`]); the object reference is `None` when the policy does not apply.
     fn admit(&self, req: &Request<'_>, ctx: &dyn ClusterContext, mutation: Mutation) -> Admission;
     /// Can this policy repair what it rejects (does it have a `mutate` setting)?
     fn mutating(&self) -> bool;
@@ -231,13 +228,6 @@ where
     }
     fn kinds(&self) -> &'static [&'static str] {
         P::KINDS
-    }
-    fn evaluate(
-        &self,
-        req: &Request<'_>,
-        ctx: &dyn ClusterContext,
-    ) -> (Verdict, Option<ObjectRef>) {
-        evaluate::<P>(Some(req), &self.settings, ctx)
     }
     fn admit(&self, req: &Request<'_>, ctx: &dyn ClusterContext, mutation: Mutation) -> Admission {
         admit::<P>(Some(req), &self.settings, ctx, mutation)

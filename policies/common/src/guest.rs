@@ -20,8 +20,9 @@ pub fn register<P: Policy>() {
     wapc_guest::register_function("validate", validate::<P>);
 }
 
-/// The SDK's `ValidationResponse`; a mutation travels as the whole mutated object, as the SDK's
-/// `mutate_request` sends it (policy-server computes the JSONPatch from it).
+/// The SDK's `ValidationResponse`. A mutation is answered by the SDK's own `mutate_request`
+/// (accepted, the whole mutated object; policy-server computes the JSONPatch from it), unless
+/// there are warnings to carry along.
 fn validate<P: Policy>(payload: &[u8]) -> CallResult {
     let Response {
         accepted,
@@ -29,14 +30,17 @@ fn validate<P: Policy>(payload: &[u8]) -> CallResult {
         warnings,
         mutated_object,
     } = validate_payload::<P>(payload, &HostContext);
-    Ok(serde_json::to_vec(&ValidationResponse {
-        accepted,
-        message,
-        code: None,
-        mutated_object,
-        audit_annotations: None,
-        warnings: (!warnings.is_empty()).then_some(warnings),
-    })?)
+    match mutated_object {
+        Some(mutated) if warnings.is_empty() => kubewarden_policy_sdk::mutate_request(mutated),
+        mutated_object => Ok(serde_json::to_vec(&ValidationResponse {
+            accepted,
+            message,
+            code: None,
+            mutated_object,
+            audit_annotations: None,
+            warnings: (!warnings.is_empty()).then_some(warnings),
+        })?),
+    }
 }
 
 fn validate_settings<P: Policy>(payload: &[u8]) -> CallResult {

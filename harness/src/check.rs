@@ -124,20 +124,36 @@ pub fn inputs(paths: &[PathBuf], config: &Config) -> Result<Vec<Input>> {
     Ok(inputs)
 }
 
-/// Entry point of the lean `stackguard-hook` binary: `stackguard check`, nothing else.
+/// Entry point of the lean `stackguard-hook` binary: `stackguard check` (the default), or
+/// `stackguard fix` as `stackguard-hook fix …` (the `stackguard-fix` pre-commit hook).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn hook_main() -> i32 {
     #[derive(clap::Parser)]
     #[command(
         name = "stackguard-hook",
         version,
-        about = "stackguard check for pre-commit: check manifests against the stackguard policies"
+        about = "stackguard check for pre-commit: check manifests against the stackguard policies \
+                 (`stackguard-hook fix …`: fix them)",
+        args_conflicts_with_subcommands = true
     )]
     struct Hook {
+        #[command(subcommand)]
+        fix: Option<HookCommand>,
         #[command(flatten)]
         args: Args,
     }
+    #[derive(clap::Subcommand)]
+    enum HookCommand {
+        /// Fill in what the mutating policies would, in place (stackguard fix); exit 1 when
+        /// something changed or findings remain.
+        Fix(crate::fix::Args),
+    }
     let hook = <Hook as clap::Parser>::parse();
-    match main(hook.args) {
+    let result = match hook.fix {
+        Some(HookCommand::Fix(args)) => crate::fix::main(args),
+        None => main(hook.args),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -54,6 +54,14 @@ pub struct Finding {
     pub message: String,
 }
 
+/// An object as the mutating policies repaired it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repair {
+    pub object: Value,
+    /// The policies (indices into [`Engine::policies`]) that changed it, in the order they ran.
+    pub by: Vec<usize>,
+}
+
 enum Backend {
     Native(Vec<Box<dyn Prepared>>),
     #[cfg(feature = "host")]
@@ -176,6 +184,47 @@ impl Engine {
             }
         };
         per_object.into_iter().flatten().collect()
+    }
+
+    /// Every object repaired by the mutating policies that review it, one after the other in
+    /// policy order (as the API server calls mutating webhooks in turn), each filling in what it
+    /// finds missing whatever its `mutate` setting (fixing is what was asked for); `None` where
+    /// no policy changed the object. Native policies only (modules: an error).
+    pub fn fix(&self, objects: &[Object], config: &Config) -> Result<Vec<Option<Repair>>> {
+        let Backend::Native(prepared) = &self.backend else {
+            return Err(anyhow!(
+                "fix applies the built-in policies only (no --policy modules)"
+            ));
+        };
+        let store = self.cluster_state(objects);
+        Ok(par_map(
+            objects,
+            || (),
+            |_, _, o| {
+                let mut repair: Option<Repair> = None;
+                for p in self.applicable(o, config) {
+                    if !prepared[p].mutating() {
+                        continue;
+                    }
+                    let current = repair.as_ref().map_or(&o.value, |r| &r.object);
+                    let admission = policies::admit_object(
+                        prepared[p].as_ref(),
+                        current,
+                        Operation::Create,
+                        &store,
+                        Mutation::Always,
+                    );
+                    if let Some(object) = admission.mutated {
+                        let by = repair.take().map(|r| r.by).unwrap_or_default();
+                        repair = Some(Repair {
+                            object,
+                            by: [by, vec![p]].concat(),
+                        });
+                    }
+                }
+                repair
+            },
+        ))
     }
 
     /// The objects context-aware policies may look up: only the kinds their metadata declares

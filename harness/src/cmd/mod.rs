@@ -9,6 +9,7 @@ pub mod check;
 pub mod deploy;
 #[cfg(feature = "deploy")]
 pub mod down;
+pub mod fix;
 pub mod playground;
 #[cfg(feature = "host")]
 pub mod run;

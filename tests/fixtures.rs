@@ -26,8 +26,11 @@
 //! `support/mutation.rs` (fix-then-check: only rejected objects are mutated, only by additions,
 //! into objects the same policy accepts).
 //!
-//! `fixtures/<policy>/settings.yaml` lists settings cases (`settings`, `valid`, `message`), each
-//! checked through the module's `validate_settings` and the native settings parser.
+//! `fixtures/<policy>/settings.yaml` lists settings cases (`settings`, `valid`, `message`,
+//! optionally `schemaGap`), each checked through the module's `validate_settings` and the native
+//! settings parser (tests/settings_schema.rs checks them against the settings JSON Schema too).
+//!
+//! Modules run with only the host capabilities their `metadata.yml` declares.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -85,12 +88,26 @@ struct SettingsCase {
     valid: bool,
     #[serde(default)]
     message: Option<String>,
+    /// Why the settings schema accepts these invalid settings (a check JSON Schema cannot
+    /// express; tests/settings_schema.rs holds both sides to it).
+    #[serde(default, rename = "schemaGap")]
+    schema_gap: Option<String>,
 }
 
 fn load_docs(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     stackguard::yaml::values(&text)
         .unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()))
+}
+
+/// The `hostCapabilities` of a policy's metadata.yml.
+fn declared_capabilities(entry: &policies::Entry) -> Vec<String> {
+    stackguard::metadata::Metadata::from_yaml(entry.metadata_yml, entry.name)
+        .expect("metadata.yml")
+        .host_capabilities
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
 }
 
 fn host() -> Host {
@@ -151,9 +168,14 @@ fn run_policy(policy: &str) -> usize {
             panic!("{name}: a reject case needs a message fragment");
         }
 
-        // Through the compiled module.
+        // Through the compiled module, granted only the host capabilities its metadata declares
+        // (as a PolicyServer restricted to them): the declaration must be enough.
         let eval = host
-            .evaluator(&module, HostData::Store(store.clone()))
+            .restricted_evaluator(
+                &module,
+                HostData::Store(store.clone()),
+                declared_capabilities(entry),
+            )
             .expect("instantiate");
         let request = request_for(&object, op, "fixture");
         let wasm = validate(&eval, &request, &header.settings, &name);
@@ -352,6 +374,10 @@ fn run_settings(policy: &str) -> usize {
     let module = host.load(&module_path(policy)).unwrap();
     let eval = host.evaluator(&module, HostData::None).unwrap();
     for (i, case) in cases.iter().enumerate() {
+        assert!(
+            case.schema_gap.is_none() || !case.valid,
+            "{policy} settings case {i}: a schemaGap is only for invalid settings"
+        );
         let wasm = eval.validate_settings(&case.settings).unwrap();
         let native = (entry.prepare)(settings_text(&case.settings).as_deref());
         assert_eq!(

@@ -191,10 +191,14 @@ impl Engine {
     /// finds missing whatever its `mutate` setting (fixing is what was asked for); `None` where
     /// no policy changed the object. Native policies only (modules: an error).
     pub fn fix(&self, objects: &[Object], config: &Config) -> Result<Vec<Option<Repair>>> {
-        let Backend::Native(prepared) = &self.backend else {
-            return Err(anyhow!(
-                "fix applies the built-in policies only (no --policy modules)"
-            ));
+        let prepared = match &self.backend {
+            Backend::Native(prepared) => prepared,
+            #[cfg(feature = "host")]
+            Backend::Modules(_) => {
+                return Err(anyhow!(
+                    "fix applies the built-in policies only (no --policy modules)"
+                ));
+            }
         };
         let store = self.cluster_state(objects);
         Ok(par_map(

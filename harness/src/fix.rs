@@ -21,7 +21,7 @@ use crate::check::{self, Color, Loaded};
 use crate::config::Config;
 use crate::engine::{Engine, Repair};
 use crate::manifest::{self, Object, SourceFile};
-use crate::report::{Format, Report};
+use crate::report::Report;
 use crate::yaml_edit::{self, DocEdit};
 use anyhow::Result;
 use serde_json::Value;
@@ -336,7 +336,7 @@ pub fn main(args: Args) -> Result<i32> {
     let report = remaining(&loaded, &fixes, &engine, &config);
     let mut text = summary(&loaded, &fixes, args.diff);
     let color = args.color.enabled();
-    text.push_str(&report.render(Format::Text, color));
+    text.push_str(&report.render(crate::report::Format::Text, color));
     // The diff, or the fixed text of stdin, owns stdout: the rest goes to stderr then.
     let to_stderr = args.diff || inputs.contains(&Input::Stdin);
     let _ = std::io::stdout().lock().write_all(stdout.as_bytes());

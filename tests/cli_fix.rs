@@ -451,3 +451,46 @@ fn lists_multi_document_files_and_json() {
         );
     }
 }
+
+/// Flow style is edited in place (entries added inside the brackets); an edit that would have to
+/// go through an anchor is skipped with a message naming the anchor and the file stays
+/// byte-identical, while the other files of the run are still fixed.
+#[test]
+fn flow_style_is_edited_and_anchors_are_skipped_with_a_message() {
+    let dir = scratch("flow-anchors");
+    let flow = "# flow style\n{apiVersion: v1, kind: Pod, metadata: {name: f},\n spec: {securityContext: {runAsNonRoot: true}, containers: [{name: c, image: busybox,\n   securityContext: {capabilities: {drop: [NET_RAW]}},\n   resources: {limits: {cpu: 10m, memory: 16Mi}}}]}}\n";
+    let anchored = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  securityContext:\n    runAsNonRoot: true\n  containers:\n  - name: c\n    image: busybox\n    securityContext: &sc\n      capabilities:\n        drop: [ALL]\n    resources: &res\n      limits: {cpu: 10m, memory: 16Mi}\n      requests: {cpu: 10m, memory: 16Mi}\n  - name: d\n    image: busybox\n    securityContext: *sc\n    resources: *res\n";
+    std::fs::write(dir.join("flow.yaml"), flow).unwrap();
+    std::fs::write(dir.join("anchored.yaml"), anchored).unwrap();
+    let (code, stdout, stderr) = run(&dir, &["fix", "--color", "never", "."], None);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("anchored.yaml")).unwrap(),
+        anchored,
+        "a file whose edit goes through an anchor stays byte-identical"
+    );
+    assert!(
+        stdout.contains("skipped anchored.yaml: ") && stdout.contains("anchor &sc"),
+        "{stdout}"
+    );
+    let fixed = std::fs::read_to_string(dir.join("flow.yaml")).unwrap();
+    only_insertions(flow, &fixed).unwrap();
+    assert_eq!(
+        fixed.lines().count(),
+        flow.lines().count(),
+        "flow entries are added inside the brackets, not as new lines:\n{fixed}"
+    );
+    let pod = &stackguard::yaml::values(&fixed).unwrap()[0];
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(
+        c["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["NET_RAW", "ALL"]),
+        "{fixed}"
+    );
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["resources"]["requests"], c["resources"]["limits"]);
+    // Fixing again: the flow file is done, the anchored one is skipped again.
+    let (code, stdout, _) = run(&dir, &["fix", "--color", "never", "."], None);
+    assert_eq!(code, 1, "the skipped file still needs fixing: {stdout}");
+    assert_eq!(std::fs::read_to_string(dir.join("flow.yaml")).unwrap(), fixed);
+}

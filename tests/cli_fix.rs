@@ -492,5 +492,8 @@ fn flow_style_is_edited_and_anchors_are_skipped_with_a_message() {
     // Fixing again: the flow file is done, the anchored one is skipped again.
     let (code, stdout, _) = run(&dir, &["fix", "--color", "never", "."], None);
     assert_eq!(code, 1, "the skipped file still needs fixing: {stdout}");
-    assert_eq!(std::fs::read_to_string(dir.join("flow.yaml")).unwrap(), fixed);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("flow.yaml")).unwrap(),
+        fixed
+    );
 }

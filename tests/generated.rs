@@ -75,6 +75,10 @@ fn scratch(name: &str) -> PathBuf {
     }
     for e in std::fs::read_dir(root().join("deploy/kubewarden")).unwrap() {
         let p = e.unwrap().path();
+        // The kustomize components and overlays hold no version.
+        if p.is_dir() {
+            continue;
+        }
         copy(&format!(
             "deploy/kubewarden/{}",
             p.file_name().unwrap().to_string_lossy()

@@ -4,10 +4,13 @@
 //    `stackguard check --format json` on every fixture file under fixtures/ (with the default
 //    config and with the settings of the fixture's header), on the page's examples, and on the
 //    biggest file of the shared corpus.
+//    The module's fix(), likewise, must give exactly the diff of `stackguard fix --diff` on every
+//    fixture file.
 // 2. Real browser: Debian's chromium (never a downloaded one) driven by playwright-core loads the
 //    page served by `stackguard playground` on 127.0.0.1 and from file://, a bad manifest is typed
 //    in, and the findings shown must be the CLI's; bad YAML shows line and column; the settings
-//    pane changes results; large input is debounced. Screenshots and measurements go to
+//    pane changes results; large input is debounced; Fix shows the diff of `stackguard fix --diff`
+//    and Apply puts in the text of `stackguard fix -`. Screenshots and measurements go to
 //    target/playground/.
 //
 // Usage: node tests/playground.mjs   (from anywhere; the repository is this file's parent)
@@ -142,6 +145,26 @@ for (const file of walk(path.join(root, 'fixtures'))) {
   }
 }
 assert.ok(files > 0, 'no fixture found');
+
+// `stackguard fix` on a file (relative to the repository) or on stdin (`-`): never writes with
+// --diff; without it, stdin's fixed text comes back on stdout.
+function cliFix(args, input) {
+  const r = spawnSync(bin, ['fix', '--color', 'never', ...args], { cwd: root, input, encoding: 'utf8', maxBuffer: 256 << 20 });
+  if (r.error) throw r.error;
+  assert.ok(r.status === 0 || r.status === 1, `fix ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+// Every fixture: the module's Fix diff == `stackguard fix --diff FILE`.
+let fixed = 0;
+for (const file of walk(path.join(root, 'fixtures'))) {
+  const rel = path.relative(root, file);
+  const got = JSON.parse(sg.fix(fs.readFileSync(file, 'utf8'), '{}', rel));
+  assert.equal(got.diff, cliFix(['--diff', '--config', tmpConfig('{}'), rel]), `fix --diff ${rel}`);
+  if (got.changed) fixed++;
+}
+assert.ok(fixed > 10, `only ${fixed} fixture files need a fix`);
+step(`module fix == stackguard fix --diff on ${files} fixture files (${fixed} with changes)`);
 step(`module == CLI on ${files} fixture files (${runs} runs, ${findings} findings with default settings)`);
 measured.fixtureFiles = files;
 
@@ -196,6 +219,30 @@ spec:
               value: ${PLAINTEXT}
           securityContext:
             privileged: true
+`;
+
+// A manifest the mutating policies repair (comments and layout must survive the fix).
+const FIXABLE = `# the API of the shop
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: shop
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: api}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      containers:
+        - name: api   # the only container
+          image: example.org/shop/api:1.4
+          securityContext:
+            runAsNonRoot: true
+          resources:
+            limits: {cpu: 500m, memory: 256Mi}
 `;
 
 function startServer() {
@@ -331,6 +378,33 @@ try {
   await waitForCheck(page, before);
   assert.ok(!(await page.isVisible('#settings-error')), 'defaults restored');
   step('settings pane: disable, invalid settings and reset work');
+
+  // Fix: the diff of `stackguard fix --diff -`, then Apply puts in the text of `stackguard fix -`.
+  before = await checksSoFar(page);
+  await page.click('#editor');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.insertText(FIXABLE);
+  await waitForCheck(page, before);
+  const config = await page.evaluate(() => JSON.stringify({ policies: {} }));
+  await page.click('#fix');
+  await page.waitForSelector('#fix-pane:not([hidden])');
+  const shownDiff = await page.textContent('#fix-diff');
+  const cliDiff = cliFix(['--diff', '--config', tmpConfig(config), '-'], FIXABLE).replaceAll('<stdin>', '<playground>');
+  assert.match(cliDiff, /^\+\s+allowPrivilegeEscalation: false$/m);
+  assert.equal(shownDiff, cliDiff, 'the diff shown == stackguard fix --diff');
+  assert.equal(await page.$$eval('#fix-diff .add', (els) => els.length), cliDiff.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++')).length);
+  assert.match(await page.textContent('#fix-summary'), /1 object repaired/);
+  await page.screenshot({ path: path.join(out, 'fix-diff.png') });
+  before = await checksSoFar(page);
+  await page.click('#fix-apply');
+  await waitForCheck(page, before);
+  const applied = await page.inputValue('#editor');
+  assert.equal(applied, cliFix(['--config', tmpConfig(config), '-'], FIXABLE), 'Apply == stackguard fix -');
+  assert.ok(await page.isHidden('#fix-pane'));
+  const afterFix = await page.evaluate(() => window.stackguardPlayground.state.report);
+  assert.deepEqual(afterFix, compareText('fixed manifest', applied, config));
+  assert.ok(!afterFix.findings.some((f) => ['run-as-non-root', 'resource-limits'].includes(f.policy)), 'fixed policies still report');
+  step(`Fix shows the ${cliDiff.split('\n').length - 1}-line diff of stackguard fix --diff; Apply gives stackguard fix's text`);
 
   // Bad YAML: line and column of the parser.
   before = await checksSoFar(page);

@@ -10,7 +10,7 @@ use crate::metadata::Metadata;
 use crate::policies;
 use anyhow::{Result, anyhow};
 use serde_json::Value;
-use stackguard_common::policy::Prepared;
+use stackguard_common::policy::{Mutation, Prepared};
 use stackguard_common::request::{Object as ReqObject, Operation, Request};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,6 +53,14 @@ pub struct Finding {
     /// Field path inside the object, when the policy names one.
     pub path: Option<String>,
     pub message: String,
+}
+
+/// An object as the mutating policies repaired it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repair {
+    pub object: Value,
+    /// The policies (indices into [`Engine::policies`]) that changed it, in the order they ran.
+    pub by: Vec<usize>,
 }
 
 enum Backend {
@@ -145,12 +153,16 @@ impl Engine {
                 |_, i, o| {
                     let mut out = Vec::new();
                     for p in self.applicable(o, config) {
-                        let (verdict, _) = policies::evaluate_object(
+                        // As the module answers: a policy whose settings say `mutate: true`
+                        // accepts what it can repair (the cluster would admit it patched).
+                        let verdict = policies::admit_object(
                             prepared[p].as_ref(),
                             &o.value,
                             Operation::Create,
                             store.as_ref(),
-                        );
+                            Mutation::AsConfigured,
+                        )
+                        .verdict;
                         out.extend(verdict.findings.into_iter().map(|f| Finding {
                             object: i,
                             policy: p,
@@ -182,6 +194,52 @@ impl Engine {
             ),
         };
         per_object.into_iter().flatten().collect()
+    }
+
+    /// Every object repaired by the mutating policies that review it, one after the other in
+    /// policy order (as the API server calls mutating webhooks in turn), each filling in what it
+    /// finds missing whatever its `mutate` setting (fixing is what was asked for); `None` where
+    /// no policy changed the object. Native policies only (modules: an error).
+    pub fn fix(&self, objects: &[Object], config: &Config) -> Result<Vec<Option<Repair>>> {
+        let prepared = match &self.backend {
+            Backend::Native(prepared) => prepared,
+            #[cfg(feature = "host")]
+            Backend::Modules(_) => {
+                return Err(anyhow!(
+                    "fix applies the built-in policies only (no --policy modules)"
+                ));
+            }
+        };
+        let mut store = ObjectStore::new();
+        self.add_context(&mut store, objects.iter().map(|o| &o.value));
+        Ok(par_map(
+            objects,
+            || (),
+            |_, _, o| {
+                let mut repair: Option<Repair> = None;
+                for p in self.applicable(o, config) {
+                    if !prepared[p].mutating() {
+                        continue;
+                    }
+                    let current = repair.as_ref().map_or(&o.value, |r| &r.object);
+                    let admission = policies::admit_object(
+                        prepared[p].as_ref(),
+                        current,
+                        Operation::Create,
+                        &store,
+                        Mutation::Always,
+                    );
+                    if let Some(object) = admission.mutated {
+                        let by = repair.take().map(|r| r.by).unwrap_or_default();
+                        repair = Some(Repair {
+                            object,
+                            by: [by, vec![p]].concat(),
+                        });
+                    }
+                }
+                repair
+            },
+        ))
     }
 
     /// The (apiVersion, kind) pairs context-aware policies may look up (as policy-server
@@ -218,7 +276,7 @@ impl Engine {
     }
 }
 
-/// The request a policy sees for a manifest, as `evaluate_object` builds it.
+/// The request a policy sees for a manifest, as `policies::admit_object` builds it.
 fn object_ref(o: &Object) -> String {
     let req = Request {
         operation: Operation::Create,

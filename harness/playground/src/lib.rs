@@ -7,6 +7,8 @@
 //! natively); the `#[wasm_bindgen]` wrappers at the bottom are the JavaScript API:
 //!
 //! - `check(yaml, settingsJson, name?) -> string`: the JSON report; throws on a bad config.
+//! - `fix(yaml, settingsJson, name?) -> string`: what `stackguard fix` does to the text, as JSON
+//!   (the fixed text, its unified diff, the repaired objects, the report of what remains).
 //! - `policies() -> string`: every policy with its description and default settings, as JSON.
 //! - `version() -> string`.
 
@@ -14,6 +16,7 @@ use serde_json::{Value, json};
 use stackguard::check::{self, Loaded};
 use stackguard::config::Config;
 use stackguard::engine::Engine;
+use stackguard::fix;
 use stackguard::manifest::{self, Input, SourceFile};
 use stackguard::metadata::Metadata;
 use stackguard::policies;
@@ -42,6 +45,42 @@ pub fn parse_config(text: &str) -> Result<Config, String> {
 /// like stdin (JSON when it starts with `{` or `[`). An `Err` is a config error: the CLI exits
 /// with 2 and prints no report.
 pub fn check_text(text: String, config: &str, name: Option<&str>) -> Result<String, String> {
+    with_engine(config, |parsed, engine| {
+        let loaded = load(text, name);
+        let findings = engine.check(&loaded.objects, parsed);
+        check::build_report(&loaded, engine, findings).render(Format::Json, false)
+    })
+}
+
+/// What `stackguard fix` does to one input holding `text` (`name` as for [`check_text`]), as
+/// JSON: `changed` (bool), `text` (the fixed text, or the text itself), `diff` (the unified diff
+/// `stackguard fix --diff` prints, empty when nothing changes), `changes` (each repaired object:
+/// `line`, `object`, `policies`), `skipped` (why nothing was edited although something needs
+/// fixing, else `null`) and `report` (the `check --format json` report of the fixed text).
+pub fn fix_text(text: String, config: &str, name: Option<&str>) -> Result<String, String> {
+    with_engine(config, |parsed, engine| {
+        let loaded = load(text, name);
+        let fixes = fix::fix_loaded(&loaded, engine, parsed).map_err(|e| format!("{e:#}"))?;
+        let src = &loaded.files[0];
+        let file = &fixes[0];
+        let fixed = file.fixed.as_deref().unwrap_or(&src.text);
+        let report = fix::remaining(&loaded, &fixes, engine, parsed).render(Format::Json, false);
+        let report: Value = serde_json::from_str(&report).map_err(|e| e.to_string())?;
+        Ok(json!({
+            "changed": file.fixed.is_some(),
+            "text": fixed,
+            "diff": fix::unified_diff(&src.name, &src.text, fixed),
+            "changes": file.changes,
+            "skipped": file.skipped,
+            "report": report,
+        })
+        .to_string())
+    })?
+}
+
+/// Run `f` with the parsed config and the engine built from it (cached while the config's
+/// text stays the same); an `Err` is a config error.
+fn with_engine<T>(config: &str, f: impl FnOnce(&Config, &Engine) -> T) -> Result<T, String> {
     ENGINE.with_borrow_mut(|cache| {
         let (parsed, engine) = match cache.take() {
             Some((source, parsed, engine)) if source == config => (parsed, engine),
@@ -51,9 +90,9 @@ pub fn check_text(text: String, config: &str, name: Option<&str>) -> Result<Stri
                 (parsed, engine)
             }
         };
-        let report = run(text, name, &parsed, &engine);
+        let out = f(&parsed, &engine);
         *cache = Some((config.to_string(), parsed, engine));
-        Ok(report)
+        Ok(out)
     })
 }
 
@@ -64,7 +103,9 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn run(text: String, name: Option<&str>, config: &Config, engine: &Engine) -> String {
+/// One input as `check` reads it: `name` decides JSON vs YAML like a file's, `None` is text
+/// typed in the page, read like stdin.
+fn load(text: String, name: Option<&str>) -> Loaded {
     let src = match name {
         Some(n) => manifest::source(&Input::File(n.into()), text),
         None => SourceFile {
@@ -73,13 +114,11 @@ fn run(text: String, name: Option<&str>, config: &Config, engine: &Engine) -> St
         },
     };
     let parsed = manifest::parse(0, &src);
-    let loaded = Loaded {
+    Loaded {
         files: vec![src],
         objects: parsed.objects,
         errors: parsed.errors,
-    };
-    let findings = engine.check(&loaded.objects, config);
-    check::build_report(&loaded, engine, findings).render(Format::Json, false)
+    }
 }
 
 /// Every policy of the registry: name, title, description, the kinds it reviews, and its
@@ -122,6 +161,12 @@ pub fn check_js(
     name: Option<String>,
 ) -> Result<String, JsError> {
     check_text(yaml, settings_json, name.as_deref()).map_err(|e| JsError::new(&e))
+}
+
+/// JavaScript: `fix(yaml, settingsJson, name?)`. See [`fix_text`].
+#[wasm_bindgen(js_name = fix)]
+pub fn fix_js(yaml: String, settings_json: &str, name: Option<String>) -> Result<String, JsError> {
+    fix_text(yaml, settings_json, name.as_deref()).map_err(|e| JsError::new(&e))
 }
 
 /// JavaScript: `policies()`. See [`policy_list`].
@@ -220,6 +265,34 @@ mod tests {
         );
         // Typed text is sniffed like stdin.
         assert!(report(json, "")["summary"]["findings"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn fix_fills_in_and_shows_the_diff() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: n\nspec:\n  containers:\n    - name: c\n      image: busybox\n      securityContext:\n        runAsNonRoot: true\n";
+        let only = r#"{"policies": {"resource-limits": {"enabled": false}, "pod-anti-affinity": {"enabled": false}}}"#;
+        let out: Value = serde_json::from_str(&fix_text(text.into(), only, None).unwrap()).unwrap();
+        assert_eq!(out["changed"], true, "{out}");
+        let fixed = out["text"].as_str().unwrap();
+        assert!(fixed.starts_with(text.trim_end()), "{fixed}");
+        assert!(fixed.contains("allowPrivilegeEscalation: false"), "{fixed}");
+        let diff = out["diff"].as_str().unwrap();
+        assert!(
+            diff.starts_with("--- a/<playground>\n+++ b/<playground>\n"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("+        allowPrivilegeEscalation: false"),
+            "{diff}"
+        );
+        assert_eq!(out["changes"][0]["policies"], json!(["run-as-non-root"]));
+        assert_eq!(out["report"]["summary"]["findings"], 0, "{out}");
+        // Fixing the fixed text changes nothing.
+        let again: Value =
+            serde_json::from_str(&fix_text(fixed.into(), only, None).unwrap()).unwrap();
+        assert_eq!(again["changed"], false);
+        assert_eq!(again["diff"], "");
+        assert!(fix_text(text.into(), "{nope", None).is_err());
     }
 
     #[test]

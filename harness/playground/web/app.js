@@ -18,6 +18,8 @@
     timer: null,
     broken: false,
     engine: '',
+    // The last Fix result (see runFix), until applied or the text changes.
+    fix: null,
   };
 
   // A small example written for the page: YAML with a syntax error.
@@ -224,6 +226,68 @@
     document.dispatchEvent(new CustomEvent('stackguard:checked', { detail: state.report }));
   }
 
+  // ---------------------------------------------------------------- fix
+
+  // `stackguard fix` on the editor's text: the diff, the repaired objects, Apply to take it.
+  function runFix() {
+    let config;
+    try {
+      config = buildConfig();
+    } catch (e) {
+      showConfigError(e.message);
+      return null;
+    }
+    let out;
+    try {
+      out = JSON.parse(wasm_bindgen.fix(editor.value, config));
+    } catch (e) {
+      showConfigError(String(e && e.message ? e.message : e));
+      return null;
+    }
+    state.fix = out;
+    const pane = $('fix-pane');
+    pane.hidden = false;
+    const remaining = out.report.summary.findings;
+    let summary;
+    if (out.skipped) summary = `nothing edited: ${out.skipped}`;
+    else if (!out.changed) summary = 'nothing to fill in';
+    else summary = `${plural(out.changes.length, 'object')} repaired`;
+    summary += ` · ${plural(remaining, 'finding')} left after it`;
+    $('fix-summary').textContent = summary;
+    $('fix-changes').replaceChildren(
+      ...out.changes.map((c) =>
+        el('li', {}, jumpLink(c.line, 1, `line ${c.line}`), ` ${c.object} `, el('span', { class: 'policies', text: `[${c.policies.join(', ')}]` })),
+      ),
+    );
+    const lines = out.diff.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    $('fix-diff').replaceChildren(
+      ...lines.map((line) => {
+        const kind = line.startsWith('@@') ? 'hunk' : line.startsWith('+') && !line.startsWith('+++') ? 'add' : line.startsWith('-') && !line.startsWith('---') ? 'del' : 'ctx';
+        return el('span', { class: kind, text: `${line}\n` });
+      }),
+    );
+    $('fix-diff').hidden = !out.changed;
+    $('fix-apply').disabled = !out.changed;
+    document.dispatchEvent(new CustomEvent('stackguard:fixed', { detail: out }));
+    return out;
+  }
+
+  function applyFix() {
+    if (!state.fix || !state.fix.changed) return;
+    editor.value = state.fix.text;
+    $('fix-pane').hidden = true;
+    state.fix = null;
+    showSize();
+    runCheck();
+  }
+
+  $('fix').addEventListener('click', runFix);
+  $('fix-apply').addEventListener('click', applyFix);
+  $('fix-close').addEventListener('click', () => {
+    $('fix-pane').hidden = true;
+  });
+
   // ---------------------------------------------------------------- results pane
 
   const MAX_OBJECTS = 300;
@@ -368,6 +432,7 @@
   }
 
   function loadExample(ex) {
+    $('fix-pane').hidden = true;
     editor.value = ex.text;
     editor.scrollTop = 0;
     editor.setSelectionRange(0, 0);
@@ -416,6 +481,7 @@
   // ---------------------------------------------------------------- start
 
   editor.addEventListener('input', () => {
+    $('fix-pane').hidden = true;
     for (const b of document.querySelectorAll('#examples button.active')) b.classList.remove('active');
     showSize();
     schedule();
@@ -457,6 +523,7 @@
     ready,
     state,
     checkNow: runCheck,
+    fixNow: runFix,
     loadExample: (id) => {
       const ex = EXAMPLES.find((e) => e.id === id);
       if (!ex) throw new Error(`no example ${id}`);

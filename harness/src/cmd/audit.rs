@@ -5,7 +5,7 @@ use super::deploy::runtime;
 use anyhow::{Result, bail};
 use stackguard::audit::reports::ReportKind;
 use stackguard::audit::{self, Namespaces, Options};
-use stackguard::check::{Color, build_engine, load_config, use_color};
+use stackguard::check::{Color, build_engine, load_config};
 use stackguard::kubeclient::Access;
 use stackguard::report::{Format, Writer};
 use std::path::PathBuf;
@@ -73,7 +73,7 @@ pub fn main(args: Args) -> Result<i32> {
         report: args.report,
     };
     let stdout = std::io::stdout().lock();
-    let mut out = Writer::new(stdout, args.format, use_color(args.color), &engine.policies)?;
+    let mut out = Writer::new(stdout, args.format, args.color.enabled(), &engine.policies)?;
     let audit = runtime()?.block_on(audit::run(&opts, &engine, &config, &mut out))?;
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = out.finish(&audit.errors, &audit.totals);

@@ -6,11 +6,16 @@
 //! followed through a resolver; the ones it cannot supply are reported. Command-line options
 //! (`redis-server file --name args…`) are appended after the file, as Redis does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Redis 7 built-in defaults for the directives the policies read.
 pub const DEFAULT_SAVE: &[(u64, u64)] = &[(3600, 1), (300, 100), (60, 10000)];
 pub const DEFAULT_MAXMEMORY_POLICY: &str = "noeviction";
+
+/// At most this much included text is read for one configuration: a file that includes itself,
+/// or includes the same file many times over, stops there with an error instead of expanding
+/// without bound (Redis itself recurses until it crashes).
+pub const MAX_INCLUDED_BYTES: usize = 1 << 20;
 
 /// One directive with its source line (0 for command-line options).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,13 @@ pub struct RedisConfig {
     pub unresolved_includes: Vec<String>,
     /// Lines Redis would refuse to start with (unbalanced quotes, bad `save` arguments).
     pub errors: Vec<String>,
+    /// The entries of `unresolved_includes` and `errors`, for reporting each once however
+    /// often includes repeat a file.
+    unresolved_seen: BTreeSet<String>,
+    errors_seen: BTreeSet<String>,
+    /// Bytes of included text read so far (bounded by [`MAX_INCLUDED_BYTES`]; `usize::MAX`
+    /// once the expansion was cut).
+    included_bytes: usize,
 }
 
 impl RedisConfig {
@@ -62,7 +74,7 @@ impl RedisConfig {
             let args = match split_args(line) {
                 Ok(a) => a,
                 Err(e) => {
-                    self.errors.push(format!("{at}: {e}"));
+                    self.error(format!("{at}: {e}"));
                     continue;
                 }
             };
@@ -72,9 +84,30 @@ impl RedisConfig {
             let name = name.to_ascii_lowercase();
             if name == "include" {
                 for path in rest {
+                    if self.included_bytes == usize::MAX {
+                        return;
+                    }
+                    if self.included_bytes > MAX_INCLUDED_BYTES {
+                        // Reported once; every level of the expansion stops here.
+                        self.included_bytes = usize::MAX;
+                        self.error(format!(
+                            "{at}: include {path}: the includes expand to more than {} MiB of \
+                             configuration (does a file include itself?)",
+                            MAX_INCLUDED_BYTES >> 20
+                        ));
+                        return;
+                    }
                     match (depth < 8).then(|| resolve(path)).flatten() {
-                        Some(inner) => self.apply_text(&inner, path, resolve, depth + 1),
-                        None => self.unresolved_includes.push(path.clone()),
+                        Some(inner) => {
+                            self.included_bytes = self.included_bytes.saturating_add(inner.len());
+                            self.apply_text(&inner, path, resolve, depth + 1)
+                        }
+                        // Each reported once, however often the expansion meets it.
+                        None => {
+                            if self.unresolved_seen.insert(path.clone()) {
+                                self.unresolved_includes.push(path.clone());
+                            }
+                        }
                     }
                 }
                 continue;
@@ -102,23 +135,32 @@ impl RedisConfig {
         }
     }
 
+    fn error(&mut self, message: String) {
+        if self.errors_seen.insert(message.clone()) {
+            self.errors.push(message);
+        }
+    }
+
     fn apply(&mut self, name: String, args: Vec<String>, origin: String) {
         if name == "save" {
             let points = self.save.get_or_insert_with(Vec::new);
-            if args.len() == 1 && args[0].is_empty() {
+            let valid = if args.len() == 1 && args[0].is_empty() {
                 points.clear();
+                true
             } else if args.len().is_multiple_of(2) {
+                let mut valid = true;
                 for pair in args.chunks(2) {
                     match (pair[0].parse::<u64>(), pair[1].parse::<u64>()) {
                         (Ok(s), Ok(c)) => points.push((s, c)),
-                        _ => self
-                            .errors
-                            .push(format!("{origin}: invalid save parameters")),
+                        _ => valid = false,
                     }
                 }
+                valid
             } else {
-                self.errors
-                    .push(format!("{origin}: invalid save parameters"));
+                false
+            };
+            if !valid {
+                self.error(format!("{origin}: invalid save parameters"));
             }
         }
         self.last
@@ -271,6 +313,17 @@ mod tests {
 
     fn parse(text: &str) -> RedisConfig {
         RedisConfig::parse(text, "redis.conf", &mut |_| None)
+    }
+
+    /// Fuzzing found it: 23 bytes that include themselves seven times per level ran out of
+    /// memory (7^8 expansions). The expansion now stops at `MAX_INCLUDED_BYTES`, with one error.
+    #[test]
+    fn self_including_fan_out_is_bounded() {
+        let text = "include a a a a a a a\nmaxmemory-policy noeviction\n";
+        let c = RedisConfig::parse(text, "redis.conf", &mut |_| Some(text.to_string()));
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        assert!(c.errors[0].contains("include a: the includes expand to more than 1 MiB"));
+        assert_eq!(c.value("maxmemory-policy").as_deref(), Some("noeviction"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ CARGO ?= cargo
 WASM_DIR := target/wasm32-wasip1/wasm
 STACKGUARD := target/release/stackguard
 
-.PHONY: bench demo setup policies playground test stackguard clean
+.PHONY: bench demo setup policies playground test stackguard clean fuzz fuzz-smoke fuzz-wasm bench-limits
 
 # The main job: check the bundled reference stack (clean) and a broken example (findings).
 demo: stackguard
@@ -42,7 +42,31 @@ setup:
 bench: policies
 	bash tests/bench/corpus.sh
 
-test: setup policies playground
+# Fuzzing (tests/fuzz, cargo-fuzz on nightly): `make fuzz FUZZ_SECONDS=N` runs every target N
+# seconds, seeded from fixtures/ and ../shared/corpus; crashes land in tests/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+# The short run of every target in `make test`, then the payloads it built for the modules
+# (tests/fuzz_wasm.rs replays a sample of them through dist/*.wasm).
+FUZZ_SMOKE_SECONDS ?= 8
+fuzz-smoke:
+	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) bash tests/fuzz/run.sh
+	bash tests/fuzz/run.sh export
+
+# The compiled modules on the whole fuzz corpora (no trap, no host panic, same answers as native).
+fuzz-wasm: policies
+	bash tests/fuzz/run.sh export
+	FUZZ_WASM_ALL=1 $(CARGO) test --release -p stackguard --test fuzz_wasm
+
+# Time and peak memory of every command on every hostile input (tests/limits.rs):
+# target/bench/limits.md.
+bench-limits: policies
+	$(CARGO) build --release -p stackguard -p stackguard-hook
+	$(CARGO) test --release -p stackguard --test limits -- --ignored --nocapture bench
+
+test: setup policies playground fuzz-smoke
 	$(CARGO) test --workspace --release
 	bash tests/playground.sh
 

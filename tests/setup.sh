@@ -32,6 +32,10 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 [ -d "$(dirname "$0")/../harness/playground/node_modules/playwright-core" ] ||
   (cd "$(dirname "$0")/../harness/playground" && npm install --no-audit --no-fund --loglevel=error)
 
+# Fuzzing (make fuzz, and the short run in make test): cargo-fuzz on the nightly toolchain.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+[ "$(cargo fuzz --version 2>/dev/null)" = "cargo-fuzz 0.13.2" ] || cargo install cargo-fuzz --version 0.13.2 --locked
+
 # The SARIF 2.1.0 JSON schema, as shipped in an npm package (read by tests/cli_check.rs).
 sarif_dir="$(dirname "$0")/../target/sarif-schema"
 if [ ! -f "$sarif_dir/package/lib/schemas/sarif-2.1.0-rtm.5.json" ]; then

@@ -18,7 +18,7 @@ fuzz_dir=tests/fuzz
 out=target/fuzz
 bin=$fuzz_dir/target/x86_64-unknown-linux-gnu/release
 
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: bash tests/setup.sh" >&2; exit 2; }
 # No sanitizer: the code under test is safe Rust; panics, overflow checks (debug assertions are
 # on), timeouts and memory are what libFuzzer watches, at twice the speed of ASan builds.
 cargo +nightly fuzz build --fuzz-dir "$fuzz_dir" -s none

@@ -356,7 +356,9 @@ fn slice_indices(len: i64, start: Option<i64>, end: Option<i64>, step: i64) -> V
         while i < upper {
             out.push(i);
             // A step past the end of `i64` ends the slice (found by fuzzing: it overflowed).
-            let Some(next) = i.checked_add(step) else { break };
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
             i = next;
         }
     } else if step < 0 {
@@ -365,7 +367,9 @@ fn slice_indices(len: i64, start: Option<i64>, end: Option<i64>, step: i64) -> V
         let mut i = upper;
         while lower < i {
             out.push(i);
-            let Some(next) = i.checked_add(step) else { break };
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
             i = next;
         }
     }
@@ -424,7 +428,8 @@ mod tests {
     /// Descendant segments multiply: the node list is bounded, with an error.
     #[test]
     fn node_lists_are_bounded() {
-        let doc = |n: usize| json!({"a": (0..n).map(|i| json!({"b": [i, i, i]})).collect::<Vec<_>>()});
+        let doc =
+            |n: usize| json!({"a": (0..n).map(|i| json!({"b": [i, i, i]})).collect::<Vec<_>>()});
         let small = doc(400);
         assert_eq!(paths("$..*", &small).len(), 1 + 400 * 5);
         let count = |q: &str, v: &Value| Query::parse(q).unwrap().select(v).map(|n| n.len());

@@ -76,12 +76,21 @@ fn modules_never_trap_on_the_fuzz_corpora() {
         let eval = host.evaluator(&module, store).expect("instantiate");
         let own = sample(&base.join("validate").join(entry.name));
         let raw = sample(&base.join("validate/any"));
-        for (file, structured) in own.iter().map(|f| (f, true)).chain(raw.iter().map(|f| (f, false))) {
+        for (file, structured) in own
+            .iter()
+            .map(|f| (f, true))
+            .chain(raw.iter().map(|f| (f, false)))
+        {
             let bytes = std::fs::read(file).expect("payload");
             let resp = eval.validate_raw(&bytes);
             validated += 1;
             if resp.code == Some(500) {
-                failures.push(format!("{} on {}: {:?}", entry.name, file.display(), resp.message));
+                failures.push(format!(
+                    "{} on {}: {:?}",
+                    entry.name,
+                    file.display(),
+                    resp.message
+                ));
                 continue;
             }
             let native = structured
@@ -121,6 +130,15 @@ fn modules_never_trap_on_the_fuzz_corpora() {
     eprintln!(
         "fuzz payloads through the modules: {validated} validate calls ({compared} compared with native), {settings} validate_settings calls"
     );
-    assert!(validated > 0, "no fuzz payload found under {}", base.display());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        validated > 0,
+        "no fuzz payload found under {}",
+        base.display()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -9,6 +9,8 @@ command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ||
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The playground's browser test (tests/playground.sh): Debian's chromium, never a downloaded one.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# GNU time: peak memory of each command in the limits tests (tests/limits.rs).
+[ -x /usr/bin/time ] || need_apt+=(time)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # CLI tests: a venv for the real pre-commit (tests/precommit.rs), jsonschema and npm to validate
 # SARIF against the official 2.1.0 schema (tests/cli_check.rs).

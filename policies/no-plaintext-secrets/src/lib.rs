@@ -441,8 +441,9 @@ impl Scan<'_> {
             let found = match query.select(object) {
                 Ok(found) => found,
                 Err(e) => {
-                    self.verdict
-                        .warn(format!("extraPaths {text}: {e}; its fields were not scanned"));
+                    self.verdict.warn(format!(
+                        "extraPaths {text}: {e}; its fields were not scanned"
+                    ));
                     continue;
                 }
             };

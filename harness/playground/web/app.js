@@ -70,16 +70,19 @@
     if (typeof wasm_bindgen === 'undefined') {
       throw new Error('pkg/ is missing: build the engine with `make playground`');
     }
+    // The compiled module also goes to the check worker (startWorker).
     if (location.protocol === 'http:' || location.protocol === 'https:') {
       try {
-        await wasm_bindgen({ module_or_path: 'pkg/stackguard_playground_bg.wasm' });
+        worker.module = await WebAssembly.compileStreaming(fetch('pkg/stackguard_playground_bg.wasm'));
+        wasm_bindgen.initSync({ module: worker.module });
         return 'streamed';
       } catch (e) {
         console.warn('stackguard: loading pkg/stackguard_playground_bg.wasm failed, using the inlined copy', e);
       }
     }
     await loadScript('pkg/wasm_inline.js');
-    wasm_bindgen.initSync({ module: base64Bytes(STACKGUARD_WASM_BASE64) });
+    worker.module = await WebAssembly.compile(base64Bytes(STACKGUARD_WASM_BASE64));
+    wasm_bindgen.initSync({ module: worker.module });
     return 'inlined';
   }
 
@@ -491,7 +494,6 @@
     buildExamples();
     const t0 = performance.now();
     state.engine = await loadEngine();
-    worker.module = wasm_bindgen.__wbindgen_wasm_module;
     startWorker();
     const loadMs = performance.now() - t0;
     state.policies = JSON.parse(wasm_bindgen.policies());

@@ -52,14 +52,10 @@ const COMMANDS: &[Cmd] = &[
     Cmd { name: "run", form: Form::Request, argv: &["{stackguard}", "run", "--timeout", "60", "{module}", "-r", "{input}"] },
 ];
 
-const POLICIES: &[&str] = &[
-    "run-as-non-root",
-    "resource-limits",
-    "pod-anti-affinity",
-    "no-plaintext-secrets",
-    "postgres-extensions",
-    "redis-pubsub-noeviction",
-];
+/// Every policy of the registry (its module is `dist/<name>.wasm`).
+fn policies() -> impl Iterator<Item = &'static str> {
+    stackguard::policies::ALL.iter().map(|e| e.name)
+}
 
 /// The writable memory a command may map (heap, stacks, wasm linear memory): a hard bound
 /// twice the 256 MB target, so that a runaway allocation fails the test instead of the machine.
@@ -458,10 +454,10 @@ fn run_bounded(argv: &[OsString], scratch: &Path) -> Outcome {
 
 /// The argv of `cmd` on `input` (one per module for `{module}` commands), with a label.
 fn expand(cmd: &Cmd, input: &Path, good: &Path) -> Vec<(String, Vec<OsString>)> {
-    let modules: &[&str] = if cmd.argv.contains(&"{module}") {
-        POLICIES
+    let modules: Vec<&str> = if cmd.argv.contains(&"{module}") {
+        policies().collect()
     } else {
-        &[""]
+        vec![""]
     };
     modules
         .iter()
@@ -472,7 +468,7 @@ fn expand(cmd: &Cmd, input: &Path, good: &Path) -> Vec<(String, Vec<OsString>)> 
                     "{stackguard}" => argv.push(stackguard().into()),
                     "{hook}" => argv.push(hook().into()),
                     "{module}" => argv.push(module(m).into()),
-                    "{modules}" => POLICIES.iter().for_each(|p| {
+                    "{modules}" => policies().for_each(|p| {
                         argv.push("--policy".into());
                         argv.push(module(p).into());
                     }),

@@ -283,18 +283,10 @@ fn utf8(bytes: &[u8]) -> Result<String, (Option<usize>, String)> {
 
 /// Parse a decoded file into objects (YAML stream or concatenated JSON values).
 pub fn parse(file_index: usize, src: &SourceFile) -> Parsed {
-    let mut out = Parsed::default();
-    let docs = if src.json {
-        parse_json(&src.text, &src.name, &mut out.errors)
-    } else {
-        let stream = yaml::parse_stream(&src.text);
-        out.errors
-            .extend(stream.errors.into_iter().map(|e| InputError {
-                file: src.name.clone(),
-                line: Some(e.line),
-                message: format!("invalid YAML: {}", e.message),
-            }));
-        stream.documents
+    let (docs, errors) = documents(src);
+    let mut out = Parsed {
+        objects: Vec::new(),
+        errors,
     };
     for d in docs {
         if is_object(&d.value) {
@@ -302,6 +294,27 @@ pub fn parse(file_index: usize, src: &SourceFile) -> Parsed {
         }
     }
     out
+}
+
+/// Every document of a decoded file as Kubernetes reads it, and an error for each one that
+/// cannot be read.
+pub fn documents(src: &SourceFile) -> (Vec<yaml::Document>, Vec<InputError>) {
+    let mut errors = Vec::new();
+    if src.json {
+        let docs = parse_json(&src.text, &src.name, &mut errors);
+        return (docs, errors);
+    }
+    let stream = yaml::parse_stream(&src.text);
+    errors.extend(stream.errors.into_iter().map(|e| InputError {
+        file: src.name.clone(),
+        line: Some(e.line),
+        message: if e.limit {
+            e.message
+        } else {
+            format!("invalid YAML: {}", e.message)
+        },
+    }));
+    (stream.documents, errors)
 }
 
 /// A Kubernetes object: a mapping with string `apiVersion` and `kind`. Anything else in a

@@ -361,7 +361,7 @@ mod tests {
         std::fs::write(
             &stack,
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: init, namespace: ns}\n\
-             data: {a.sql: 'SELECT 1;', n: 3}\n---\n\
+             data: {a.sql: 'SELECT 1;', k: 3}\n---\n\
              apiVersion: v1\nkind: Namespace\nmetadata: {name: ns}\n",
         )
         .unwrap();
@@ -377,7 +377,7 @@ mod tests {
         // The template takes the stack's namespace.
         assert_eq!(s.secret_template("s").unwrap().namespace(), "ns");
         let e = s.config_map("init").unwrap_err().to_string();
-        assert!(e.contains("data.n is not a string"), "{e}");
+        assert!(e.contains("data.k is not a string"), "{e}");
         let e = s.config_map("other").unwrap_err().to_string();
         assert!(e.contains("no ConfigMap other"), "{e}");
         assert!(s.secret_template("x").is_err());

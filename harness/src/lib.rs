@@ -12,6 +12,7 @@ pub mod policies;
 pub mod replay;
 pub mod report;
 pub mod yaml;
+pub mod yaml_edit;
 
 #[cfg(feature = "deploy")]
 pub mod deploy;

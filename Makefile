@@ -5,8 +5,15 @@ POLICIES := run-as-non-root resource-limits pod-anti-affinity no-plaintext-secre
 CARGO ?= cargo
 WASM_DIR := target/wasm32-wasip1/wasm
 STACKGUARD := target/release/stackguard
+# Binaryen's optimizer (Debian `binaryen`, installed by tests/setup.sh): -Oz takes ~16% off each
+# module, which more than pays for the README the modules now embed.
+WASM_OPT ?= wasm-opt
+# The WebAssembly features rustc enables by default for wasm32-wasip1 (wasmtime supports them).
+WASM_FEATURES := --enable-sign-ext --enable-bulk-memory --enable-mutable-globals \
+  --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
 
-.PHONY: bench demo setup policies playground test stackguard clean fuzz fuzz-smoke fuzz-wasm bench-limits
+.PHONY: bench bump demo generate setup oracles policies playground push test stackguard clean
+.PHONY: fuzz fuzz-smoke fuzz-wasm bench-limits
 
 # The main job: check the bundled reference stack (clean) and a broken example (findings).
 demo: stackguard
@@ -23,12 +30,38 @@ stackguard:
 policies: stackguard
 	rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
 	$(CARGO) build --profile wasm --target wasm32-wasip1 $(addprefix -p ,$(POLICIES))
-	mkdir -p dist
+	mkdir -p dist target/wasm-opt
+	@command -v $(WASM_OPT) >/dev/null || { echo "$(WASM_OPT) is missing: install Debian's binaryen (tests/setup.sh does)"; exit 1; }
+	@echo $(POLICIES) | tr ' -' '\n_' | xargs -P 2 -I{} \
+	  $(WASM_OPT) -Oz $(WASM_FEATURES) $(WASM_DIR)/{}.wasm -o target/wasm-opt/{}.wasm
 	@for p in $(POLICIES); do \
 	  m=$$(echo $$p | tr - _); \
-	  $(STACKGUARD) annotate $(WASM_DIR)/$$m.wasm -m policies/$$p/metadata.yml -o dist/$$p.wasm || exit 1; \
+	  $(STACKGUARD) annotate target/wasm-opt/$$m.wasm -m policies/$$p/metadata.yml -u policies/$$p/README.md \
+	    --strict -o dist/$$p.wasm || exit 1; \
 	  printf '%-26s %8d bytes\n' "dist/$$p.wasm" $$(stat -c %s dist/$$p.wasm); \
 	done
+
+# The files derived from each policy's settings definition (src/settings.rs), metadata.yml and
+# the Cargo version: settings.schema.json, questions-ui.yml, the README settings tables,
+# artifacthub-pkg.yml and harness/stackguard.schema.json. `make test` fails when one is stale.
+generate: stackguard
+	$(STACKGUARD) generate
+
+# Push the six annotated modules: make push REGISTRY=ghcr.io/stackguard/policies TAG=v0.1.0
+# (credentials from the Docker config; kwctl's sources.yaml marks insecure registries).
+push: policies
+	@test -n "$(REGISTRY)" -a -n "$(TAG)" || { echo "usage: make push REGISTRY=host/path TAG=vX.Y.Z"; exit 2; }
+	@for p in $(POLICIES); do \
+	  $(STACKGUARD) push dist/$$p.wasm registry://$(REGISTRY)/$$p:$(TAG) $(PUSH_FLAGS) || exit 1; \
+	done
+
+# Set a new release version everywhere (Cargo, metadata, ClusterAdmissionPolicy references,
+# CHANGELOG), then regenerate: make bump VERSION=0.2.0
+bump: stackguard
+	@test -n "$(VERSION)" || { echo "usage: make bump VERSION=X.Y.Z"; exit 2; }
+	$(STACKGUARD) bump $(VERSION)
+	$(CARGO) build --release -p stackguard
+	$(STACKGUARD) generate
 
 # The browser playground: harness/playground/web/ (open index.html, or `stackguard playground`).
 playground:
@@ -65,6 +98,13 @@ fuzz-wasm: policies
 bench-limits: policies
 	$(CARGO) build --release -p stackguard -p stackguard-hook
 	$(CARGO) test --release -p stackguard --test limits -- --ignored --nocapture bench
+
+# The differential tests against PostgreSQL, Redis and bash with more cases (and any seed):
+# `make oracles ORACLE_CASES=2000 ORACLE_SEED=7`.
+ORACLE_CASES ?= 1000
+oracles: setup
+	STACKGUARD_ORACLE_CASES=$(ORACLE_CASES) $(if $(ORACLE_SEED),STACKGUARD_ORACLE_SEED=$(ORACLE_SEED)) \
+	  $(CARGO) test --release -p stackguard --test oracle_sql --test oracle_redis --test oracle_shell -- --nocapture
 
 test: setup policies playground fuzz-smoke
 	$(CARGO) test --workspace --release

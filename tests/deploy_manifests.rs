@@ -196,7 +196,10 @@ fn a_cluster_admission_policy_per_policy_matching_its_metadata() {
         let spec = &cap.object["spec"];
         assert_eq!(
             spec["module"],
-            format!("registry://ghcr.io/stackguard/policies/{name}:v0.1.0")
+            format!(
+                "registry://ghcr.io/stackguard/policies/{name}:v{}",
+                env!("CARGO_PKG_VERSION")
+            )
         );
         assert_eq!(spec["mode"], "protect", "{name}");
         assert_eq!(spec["backgroundAudit"], true, "{name}");
@@ -309,6 +312,7 @@ fn the_same_settings_reject_the_broken_stack() {
 const CRD_KINDS: &[(&str, &str)] = &[
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("policies.kubewarden.io/v1", "ClusterAdmissionPolicy"),
+    ("policies.kubewarden.io/v1", "PolicyServer"),
 ];
 
 fn validator() -> PathBuf {

@@ -17,8 +17,11 @@
 //! Document 2 is the object under review; documents 3 and later are cluster state, served to the
 //! module through the `kubernetes/get_resource` host capability and to native code as context.
 //!
-//! `fixtures/<policy>/settings.yaml` lists settings cases (`settings`, `valid`, `message`), each
-//! checked through the module's `validate_settings` and the native settings parser.
+//! `fixtures/<policy>/settings.yaml` lists settings cases (`settings`, `valid`, `message`,
+//! optionally `schemaGap`), each checked through the module's `validate_settings` and the native
+//! settings parser (tests/settings_schema.rs checks them against the settings JSON Schema too).
+//!
+//! Modules run with only the host capabilities their `metadata.yml` declares.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -75,6 +78,10 @@ struct SettingsCase {
     valid: bool,
     #[serde(default)]
     message: Option<String>,
+    /// Why the settings schema accepts these invalid settings (a check JSON Schema cannot
+    /// express; tests/settings_schema.rs holds both sides to it).
+    #[serde(default, rename = "schemaGap")]
+    schema_gap: Option<String>,
 }
 
 fn load_docs(path: &Path) -> Vec<Value> {
@@ -91,6 +98,16 @@ fn module_path(policy: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The `hostCapabilities` of a policy's metadata.yml.
+fn declared_capabilities(entry: &policies::Entry) -> Vec<String> {
+    stackguard::metadata::Metadata::from_yaml(entry.metadata_yml, entry.name)
+        .expect("metadata.yml")
+        .host_capabilities
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
 }
 
 fn host() -> Host {
@@ -144,9 +161,14 @@ fn run_policy(policy: &str) -> usize {
             panic!("{name}: a reject case needs a message fragment");
         }
 
-        // Through the compiled module.
+        // Through the compiled module, granted only the host capabilities its metadata declares
+        // (as a PolicyServer restricted to them): the declaration must be enough.
         let eval = host
-            .evaluator(&module, HostData::Store(store.clone()))
+            .restricted_evaluator(
+                &module,
+                HostData::Store(store.clone()),
+                declared_capabilities(entry),
+            )
             .expect("instantiate");
         let sv = eval
             .validate_settings(&header.settings)
@@ -241,6 +263,10 @@ fn run_settings(policy: &str) -> usize {
     let module = host.load(&module_path(policy)).unwrap();
     let eval = host.evaluator(&module, HostData::None).unwrap();
     for (i, case) in cases.iter().enumerate() {
+        assert!(
+            case.schema_gap.is_none() || !case.valid,
+            "{policy} settings case {i}: a schemaGap is only for invalid settings"
+        );
         let wasm = eval.validate_settings(&case.settings).unwrap();
         let native = (entry.prepare)(settings_text(&case.settings).as_deref());
         assert_eq!(

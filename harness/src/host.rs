@@ -115,7 +115,23 @@ impl Host {
     }
 
     /// A ready evaluator for `module`: one instance, reused across calls as policy-server does.
+    /// Every host capability is granted, as for a `ClusterAdmissionPolicy`.
     pub fn evaluator(&self, module: &Module, data: HostData) -> Result<Evaluator> {
+        self.restricted_evaluator(module, data, vec!["*".to_string()])
+    }
+
+    /// An evaluator granted only the host capabilities `allowed` lists (patterns as in a
+    /// `PolicyServer`'s `namespacedPoliciesCapabilities`; empty: none). A call outside the list
+    /// fails inside the policy with policy-server's error.
+    pub fn restricted_evaluator(
+        &self,
+        module: &Module,
+        data: HostData,
+        allowed: Vec<String>,
+    ) -> Result<Evaluator> {
+        for pattern in &allowed {
+            crate::capabilities::validate_pattern(pattern).map_err(|e| anyhow!(e))?;
+        }
         let deadlines = EpochDeadlines {
             wapc_init: self.timeout_ticks,
             wapc_func: self.timeout_ticks,
@@ -135,6 +151,14 @@ impl Host {
             Vec<u8>,
             Box<dyn std::error::Error + Send + Sync>,
         > {
+            if ns != "tracing" && !crate::capabilities::allows(&allowed, &format!("{ns}/{op}")) {
+                // As policy-server: the call fails inside the policy, and the violation is logged.
+                let message = format!(
+                    "Policy has not been granted access to the '{ns}/{op}' host capability"
+                );
+                eprintln!("warning: {message}");
+                return Err(message.into());
+            }
             host_call(&data, binding, ns, op, payload).map_err(|e| e.into())
         };
         let wapc = wapc::WapcHost::new(Box::new(provider), Some(Box::new(callback)))

@@ -2,6 +2,7 @@
 //! way policy-server does, and deploy and verify the reference stack.
 
 pub mod admission;
+pub mod capabilities;
 pub mod check;
 pub mod config;
 pub mod context;
@@ -16,7 +17,11 @@ pub mod yaml_edit;
 
 #[cfg(feature = "deploy")]
 pub mod deploy;
+#[cfg(feature = "schema")]
+pub mod generate;
 #[cfg(feature = "host")]
 pub mod guest_log;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "oci")]
+pub mod oci;

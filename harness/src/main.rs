@@ -30,6 +30,18 @@ enum Command {
     /// Embed metadata.yml into a policy module (like `kwctl annotate`).
     #[cfg(feature = "host")]
     Annotate(cmd::annotate::Args),
+    /// Push an annotated policy module to an OCI registry (like `kwctl push`).
+    #[cfg(feature = "oci")]
+    Push(cmd::push::Args),
+    /// Pull a policy module from an OCI registry (like `kwctl pull`).
+    #[cfg(feature = "oci")]
+    Pull(cmd::pull::Args),
+    /// Regenerate the settings schemas, questions-ui.yml, README tables and Artifact Hub files.
+    #[cfg(feature = "schema")]
+    Generate(cmd::generate::Args),
+    /// Set the release version in Cargo, metadata and every reference (maintainers).
+    #[cfg(feature = "schema")]
+    Bump(cmd::bump::Args),
     /// Bring the reference stack up: on this machine (`--target local`) or a cluster (`kube`).
     #[cfg(feature = "deploy")]
     Deploy(cmd::deploy::Args),
@@ -52,6 +64,14 @@ fn main() {
         Command::Bench(a) => cmd::bench::main(a),
         #[cfg(feature = "host")]
         Command::Annotate(a) => cmd::annotate::main(a),
+        #[cfg(feature = "oci")]
+        Command::Push(a) => cmd::push::main(a),
+        #[cfg(feature = "oci")]
+        Command::Pull(a) => cmd::pull::main(a),
+        #[cfg(feature = "schema")]
+        Command::Generate(a) => cmd::generate::main(a),
+        #[cfg(feature = "schema")]
+        Command::Bump(a) => cmd::bump::main(a),
         #[cfg(feature = "deploy")]
         Command::Deploy(a) => cmd::deploy::main(a),
         #[cfg(feature = "deploy")]

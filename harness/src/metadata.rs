@@ -45,6 +45,12 @@ pub struct Metadata {
     pub policy_type: String,
     #[serde(default)]
     pub context_aware_resources: BTreeSet<ContextAwareResource>,
+    /// The host capabilities the module calls (`kubernetes/get_resource`, `oci/*`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_capabilities: Option<BTreeSet<String>>,
+    /// The oldest Kubewarden release that can run the policy (semver `x.y.z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_kubewarden_version: Option<String>,
 }
 
 fn yes() -> bool {
@@ -67,6 +73,15 @@ impl Metadata {
         if m.rules.is_empty() {
             bail!("{origin}: metadata declares no rules");
         }
+        for pattern in m.host_capabilities.iter().flatten() {
+            crate::capabilities::validate_pattern(pattern)
+                .map_err(|e| anyhow::anyhow!("{origin}: hostCapabilities: {e}"))?;
+        }
+        if let Some(v) = &m.minimum_kubewarden_version
+            && !is_semver(v)
+        {
+            bail!("{origin}: minimumKubewardenVersion {v:?} is not a version such as 1.6.0");
+        }
         Ok(m)
     }
 
@@ -86,6 +101,19 @@ impl Metadata {
                 && any(&r.operations, operation)
         })
     }
+}
+
+/// `MAJOR.MINOR.PATCH` with an optional `-pre`/`+build` suffix, as semver spells it.
+pub fn is_semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+        })
+        && (core.len() == v.len() || v.len() > core.len() + 1)
 }
 
 fn leb128(mut n: usize, out: &mut Vec<u8>) {
@@ -169,19 +197,23 @@ fn sections(module: &[u8]) -> Result<Vec<Section>> {
     Ok(out)
 }
 
-/// Read the embedded metadata, if any.
-pub fn read(module: &[u8]) -> Result<Option<Metadata>> {
+/// The content of the custom section `name`, if the module has one.
+pub fn custom_section<'a>(module: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
     for s in sections(module)? {
-        if s.name.as_deref() == Some(SECTION) {
+        if s.name.as_deref() == Some(name) {
             let mut p = s.content;
             let len = read_leb128(module, &mut p)?;
-            let data = &module[p + len..s.end];
-            return Ok(Some(
-                serde_json::from_slice(data).context("embedded metadata is not valid JSON")?,
-            ));
+            return Ok(Some(&module[p + len..s.end]));
         }
     }
     Ok(None)
+}
+
+/// Read the embedded metadata, if any.
+pub fn read(module: &[u8]) -> Result<Option<Metadata>> {
+    custom_section(module, SECTION)?
+        .map(|data| serde_json::from_slice(data).context("embedded metadata is not valid JSON"))
+        .transpose()
 }
 
 /// Return `module` with `metadata` embedded (replacing earlier metadata).

@@ -11,6 +11,18 @@ pub struct Entry {
     pub prepare: PrepareFn,
     /// The policy's `metadata.yml`, as shipped in its module.
     pub metadata_yml: &'static str,
+    /// The JSON Schema of its settings, generated from their definition (`src/settings.rs`).
+    #[cfg(feature = "schema")]
+    pub schema: fn() -> serde_json::Value,
+}
+
+/// The settings schema of policy `P` (see [`crate::generate::schema`]).
+#[cfg(feature = "schema")]
+fn schema_of<P: stackguard_common::Policy>() -> serde_json::Value
+where
+    P::Settings: schemars::JsonSchema,
+{
+    crate::generate::schema::settings_schema::<P::Settings>()
 }
 
 /// Every stackguard policy, in a stable order.
@@ -19,31 +31,43 @@ pub const ALL: &[Entry] = &[
         name: "run-as-non-root",
         prepare: prepare::<run_as_non_root::RunAsNonRoot>,
         metadata_yml: include_str!("../../policies/run-as-non-root/metadata.yml"),
+        #[cfg(feature = "schema")]
+        schema: schema_of::<run_as_non_root::RunAsNonRoot>,
     },
     Entry {
         name: "resource-limits",
         prepare: prepare::<resource_limits::ResourceLimits>,
         metadata_yml: include_str!("../../policies/resource-limits/metadata.yml"),
+        #[cfg(feature = "schema")]
+        schema: schema_of::<resource_limits::ResourceLimits>,
     },
     Entry {
         name: "pod-anti-affinity",
         prepare: prepare::<pod_anti_affinity::PodAntiAffinity>,
         metadata_yml: include_str!("../../policies/pod-anti-affinity/metadata.yml"),
+        #[cfg(feature = "schema")]
+        schema: schema_of::<pod_anti_affinity::PodAntiAffinity>,
     },
     Entry {
         name: "no-plaintext-secrets",
         prepare: prepare::<no_plaintext_secrets::NoPlaintextSecrets>,
         metadata_yml: include_str!("../../policies/no-plaintext-secrets/metadata.yml"),
+        #[cfg(feature = "schema")]
+        schema: schema_of::<no_plaintext_secrets::NoPlaintextSecrets>,
     },
     Entry {
         name: "postgres-extensions",
         prepare: prepare::<postgres_extensions::PostgresExtensions>,
         metadata_yml: include_str!("../../policies/postgres-extensions/metadata.yml"),
+        #[cfg(feature = "schema")]
+        schema: schema_of::<postgres_extensions::PostgresExtensions>,
     },
     Entry {
         name: "redis-pubsub-noeviction",
         prepare: prepare::<redis_pubsub_noeviction::RedisPubsubNoeviction>,
         metadata_yml: include_str!("../../policies/redis-pubsub-noeviction/metadata.yml"),
+        #[cfg(feature = "schema")]
+        schema: schema_of::<redis_pubsub_noeviction::RedisPubsubNoeviction>,
     },
 ];
 

@@ -34,6 +34,11 @@ pub struct Args {
     /// Evaluation time limit in seconds.
     #[arg(long, default_value_t = 2)]
     pub timeout: u64,
+    /// Host capabilities the policy may call, as kwctl takes them (`*`: all; `kubernetes/*`,
+    /// `kubernetes/get_resource`, ...; repeat the flag or give several). A restricted
+    /// PolicyServer grants namespaced policies only its `namespacedPoliciesCapabilities`.
+    #[arg(long, num_args = 0.., default_values_t = ["*".to_string()])]
+    pub allowed_host_capabilities: Vec<String>,
 }
 
 /// One JSON or YAML document from a file (or stdin).
@@ -98,7 +103,7 @@ pub fn main(args: Args) -> Result<i32> {
     };
     let host = Host::new(None, Duration::from_secs(args.timeout))?;
     let module = host.load(&args.module)?;
-    let eval = host.evaluator(&module, data)?;
+    let eval = host.restricted_evaluator(&module, data, args.allowed_host_capabilities)?;
     let sv = eval.validate_settings(&settings)?;
     if !sv.valid {
         bail!(

@@ -245,7 +245,8 @@ fn port_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
-fn any_free_port() -> Result<u16> {
+/// A free TCP port on 127.0.0.1.
+pub fn any_free_port() -> Result<u16> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
     Ok(l.local_addr()?.port())
 }
@@ -291,7 +292,7 @@ impl Local {
     }
 
     /// A command that runs as the service user, with a clean environment.
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -303,12 +304,12 @@ impl Local {
         c
     }
 
-    fn private_dir(&self, dir: &Path) -> Result<()> {
+    pub fn private_dir(&self, dir: &Path) -> Result<()> {
         make_private_dir(dir, self.user.owner())
     }
 
     /// Write a private file owned by the service user, replacing it; true when it changed.
-    fn write_file(&self, path: &Path, content: &str) -> Result<bool> {
+    pub fn write_file(&self, path: &Path, content: &str) -> Result<bool> {
         if std::fs::read_to_string(path).is_ok_and(|old| old == content) {
             return Ok(false);
         }
@@ -361,7 +362,7 @@ impl Local {
     }
 
     /// Start a server in its own process group, detached from us; its output goes to `log`.
-    fn spawn(&self, mut cmd: Command, cwd: &Path, log: &Path) -> Result<Child> {
+    pub fn spawn(&self, mut cmd: Command, cwd: &Path, log: &Path) -> Result<Child> {
         let f = self.log_file(log)?;
         cmd.current_dir(cwd)
             .stdout(f.try_clone()?)
@@ -430,13 +431,7 @@ pub async fn deploy(stack: &Stack, opts: &DeployOptions, progress: &Progress) ->
     let pg_secret = SecretSpec::from_template(stack.secret_template(POSTGRES_SECRET)?)?;
     let cache_secret = SecretSpec::from_template(stack.secret_template(CACHE_SECRET)?)?;
     for key in init_scripts.keys() {
-        if !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            || key.starts_with('.')
-        {
-            bail!("ConfigMap {POSTGRES_INIT}: key `{key}` is not a plain file name");
-        }
+        check_init_file_name(key).with_context(|| format!("ConfigMap {POSTGRES_INIT}"))?;
     }
 
     let mut changed = false;
@@ -625,43 +620,97 @@ async fn deploy_postgres(
     Ok(outcome.unwrap_or(Outcome::Unchanged))
 }
 
-/// Run the init ConfigMap as the postgres image does: keys in name order, `.sh` sourced,
-/// `.sql` fed to psql, on the private socket as the superuser.
+/// A bash script that runs init files exactly as the official postgres image's
+/// `docker-entrypoint.sh` does (`docker_process_init_files` and `docker_process_sql`): under
+/// `set -Eeo pipefail`, in the given order, `*.sh` sourced (run when executable) with the
+/// `psql` array the image defines, `*.sql` through `psql -v ON_ERROR_STOP=1 --username
+/// "$POSTGRES_USER" --no-password --no-psqlrc --dbname "$POSTGRES_DB"`, other files ignored.
+/// The one difference: the server is reached through `PGHOST`/`PGPORT` from the environment
+/// (the image clears them to use its default socket).
+pub fn entrypoint_script(files: &[PathBuf]) -> String {
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let list: Vec<String> = files.iter().map(|p| quote(p)).collect();
+    format!(
+        r#"set -Eeo pipefail
+docker_process_sql() {{
+	local query_runner=( psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc )
+	if [ -n "$POSTGRES_DB" ]; then
+		query_runner+=( --dbname "$POSTGRES_DB" )
+	fi
+	"${{query_runner[@]}}" "$@"
+}}
+psql=( docker_process_sql )
+for f in {list}; do
+	case "$f" in
+		*.sh)
+			if [ -x "$f" ]; then
+				printf '%s: running %s\n' "$0" "$f"
+				"$f"
+			else
+				printf '%s: sourcing %s\n' "$0" "$f"
+				. "$f"
+			fi
+			;;
+		*.sql) printf '%s: running %s\n' "$0" "$f"; docker_process_sql -f "$f"; printf '\n' ;;
+		*) printf '%s: ignoring %s\n' "$0" "$f" ;;
+	esac
+done
+"#,
+        list = list.join(" ")
+    )
+}
+
+/// Init files are ConfigMap keys written into one directory: plain names only.
+fn check_init_file_name(key: &str) -> Result<()> {
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        || key.starts_with('.')
+    {
+        bail!("key `{key}` is not a plain file name");
+    }
+    Ok(())
+}
+
+/// Write init files into `dir` (private to the service user) and return the bash command that
+/// runs them as the image's entrypoint does (see [`entrypoint_script`]), with `psql` of
+/// PostgreSQL 15 first on the `PATH` and the environment the image gives them: `POSTGRES_USER`,
+/// `POSTGRES_DB`, and `PGUSER` standing for the image's operating-system user `postgres`.
+pub fn init_files_command(
+    local: &Local,
+    dir: &Path,
+    files: &BTreeMap<String, String>,
+    postgres_db: &str,
+) -> Result<Command> {
+    local.private_dir(dir)?;
+    let mut paths = Vec::new();
+    for (key, body) in files {
+        check_init_file_name(key)?;
+        let path = dir.join(key);
+        local.write_file(&path, body)?;
+        paths.push(path);
+    }
+    let mut cmd = local.command("/bin/bash");
+    cmd.arg("-c")
+        .arg(entrypoint_script(&paths))
+        .arg("docker-entrypoint.sh")
+        .env("PATH", format!("{PG_BIN}:/usr/local/bin:/usr/bin:/bin"))
+        .env("POSTGRES_USER", POSTGRES_SUPERUSER)
+        .env("POSTGRES_DB", postgres_db)
+        .env("PGUSER", POSTGRES_SUPERUSER);
+    Ok(cmd)
+}
+
+/// Run the init ConfigMap as the postgres image does, on the private socket as the superuser.
 fn run_init_scripts(
     local: &Local,
     state: &State,
     scripts: &BTreeMap<String, String>,
 ) -> Result<()> {
     let dir = local.dir("postgres");
-    let init = dir.join("init");
-    let mut driver = String::from("set -euo pipefail\n");
-    for (key, body) in scripts {
-        let path = init.join(key);
-        local.write_file(&path, body)?;
-        if key.ends_with(".sh") {
-            driver.push_str(&format!(
-                "echo \"stackguard: sourcing {key}\"\n. '{}'\n",
-                path.display()
-            ));
-        } else if key.ends_with(".sql") {
-            driver.push_str(&format!(
-                "echo \"stackguard: running {key}\"\n'{}/psql' -v ON_ERROR_STOP=1 --no-psqlrc -q -f '{}'\n",
-                PG_BIN,
-                path.display()
-            ));
-        } else {
-            driver.push_str(&format!("echo \"stackguard: ignoring {key}\"\n"));
-        }
-    }
-    let mut cmd = local.command("/bin/bash");
-    cmd.arg("-c")
-        .arg(driver)
-        .env("PGHOST", dir.join("run"))
+    let mut cmd = init_files_command(local, &dir.join("init"), scripts, "postgres")?;
+    cmd.env("PGHOST", dir.join("run"))
         .env("PGPORT", state.port("postgres")?.to_string())
-        .env("PGUSER", POSTGRES_SUPERUSER)
-        .env("PGDATABASE", "postgres")
-        .env("POSTGRES_USER", POSTGRES_SUPERUSER)
-        .env("POSTGRES_DB", "postgres")
         .env(
             "STACKGUARD_SECRETS_DIR",
             local.secrets().secret_dir(POSTGRES_SECRET),
@@ -683,6 +732,126 @@ fn run_init_scripts(
             errors.join("\n")
         )
     })
+}
+
+/// A PostgreSQL 15 server of our own for tests: initialised in `dir`, reachable only through a
+/// private Unix socket (trust, as the image's init scripts reach theirs), run by the service
+/// user, stopped when dropped.
+pub struct ScratchPostgres {
+    pub local: Local,
+    pub dir: PathBuf,
+    pub port: u16,
+    child: Child,
+}
+
+impl ScratchPostgres {
+    /// `initdb` and start, with extra `-c name=value` settings; waits until it accepts
+    /// connections.
+    pub async fn start(
+        dir: &Path,
+        settings: &[&str],
+        timeout: Duration,
+    ) -> Result<ScratchPostgres> {
+        check_packages()?;
+        let local = Local {
+            state_dir: dir.to_path_buf(),
+            user: service_user(true)?,
+        };
+        for d in [dir, &dir.join("run")] {
+            local.private_dir(d)?;
+        }
+        let mut cmd = local.command(Path::new(PG_BIN).join("initdb"));
+        cmd.arg("-D")
+            .arg(dir.join("data"))
+            .arg(format!("--username={POSTGRES_SUPERUSER}"))
+            .args(["--auth-local=trust", "--auth-host=reject"])
+            .args(["--encoding=UTF8", "--locale=C.UTF-8"]);
+        local.run("initdb", cmd, &dir.join("initdb.log"))?;
+        let port = any_free_port()?;
+        let mut cmd = local.command(Path::new(PG_BIN).join("postgres"));
+        cmd.arg("-D")
+            .arg(dir.join("data"))
+            .args(["-c", "listen_addresses="])
+            .arg("-c")
+            .arg(format!("port={port}"))
+            .arg("-c")
+            .arg(format!(
+                "unix_socket_directories={}",
+                dir.join("run").display()
+            ));
+        for s in settings {
+            cmd.args(["-c", s]);
+        }
+        let mut child = local.spawn(cmd, dir, &dir.join("server.log"))?;
+        let log = dir.join("server.log");
+        let quiet = super::Progress::quiet();
+        let socket = dir.join("run");
+        wait_ready("postgres", &mut child, timeout, &log, &quiet, || async {
+            let c = scratch_connect(&socket, port, "postgres").await?;
+            c.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+        .await?;
+        Ok(ScratchPostgres {
+            local,
+            dir: dir.to_path_buf(),
+            port,
+            child,
+        })
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    /// A superuser connection to `db` over the socket.
+    pub async fn connect(&self, db: &str) -> Result<tokio_postgres::Client> {
+        scratch_connect(&self.socket_dir(), self.port, db).await
+    }
+
+    /// Run init files as the image's entrypoint does, with `$POSTGRES_DB` = `postgres_db`.
+    /// Ok(true) when every file ran, Ok(false) when one failed (the log is in `dir/init.log`).
+    pub fn run_init_files(
+        &self,
+        files: &BTreeMap<String, String>,
+        postgres_db: &str,
+        env: &[(&str, &str)],
+    ) -> Result<bool> {
+        let init = self.dir.join("init");
+        let _ = std::fs::remove_dir_all(&init);
+        let mut cmd = init_files_command(&self.local, &init, files, postgres_db)?;
+        cmd.env("PGHOST", self.socket_dir())
+            .env("PGPORT", self.port.to_string());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let log = std::fs::File::create(self.dir.join("init.log"))?;
+        let status = cmd.stdout(log.try_clone()?).stderr(log).status()?;
+        Ok(status.success())
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        // SIGINT: PostgreSQL's fast shutdown.
+        if signal(self.child.id(), libc::SIGINT).is_ok() {
+            let _ = self.child.wait();
+        }
+    }
+}
+
+async fn scratch_connect(socket: &Path, port: u16, db: &str) -> Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::Config::new()
+        .host_path(socket)
+        .port(port)
+        .user(POSTGRES_SUPERUSER)
+        .dbname(db)
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
 }
 
 fn redis_files(

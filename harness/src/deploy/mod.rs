@@ -26,6 +26,11 @@ impl Default for Progress {
 }
 
 impl Progress {
+    /// Progress of a background helper: plain lines only.
+    pub fn quiet() -> Self {
+        Progress { interactive: false }
+    }
+
     /// A result line on standard output.
     pub fn line(&self, s: &str) {
         println!("{s}");

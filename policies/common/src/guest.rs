@@ -4,11 +4,30 @@
 //! rules call back into the host through `kubewarden/kubernetes/get_resource`.
 
 use crate::ClusterContext;
+use crate::context::NoContext;
 use crate::policy::{Policy, Response, parse_settings, validate_payload};
 use kubewarden_policy_sdk::response::ValidationResponse;
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
 use kubewarden_policy_sdk::wapc_guest::{self, CallResult};
 use serde::Serialize;
+
+/// The crate version (Cargo's, shared by every policy of the workspace), stored in the module's
+/// custom section `stackguard.version`. `stackguard annotate` takes
+/// `io.kubewarden.policy.version` and `com.github.release.tag` from it, so the metadata can
+/// never disagree with Cargo about which version a module is.
+#[used]
+#[unsafe(link_section = "stackguard.version")]
+static CARGO_VERSION: [u8; VERSION.len()] = {
+    let mut out = [0u8; VERSION.len()];
+    let bytes = VERSION.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+};
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Register the three waPC functions of policy `P`. Call from the module's `wapc_init`.
 pub fn register<P: Policy>() {
@@ -25,7 +44,7 @@ fn validate<P: Policy>(payload: &[u8]) -> CallResult {
         accepted,
         message,
         warnings,
-    } = validate_payload::<P>(payload, &HostContext);
+    } = validate_payload::<P>(payload, context::<P>());
     Ok(serde_json::to_vec(&ValidationResponse {
         accepted,
         message,
@@ -49,6 +68,16 @@ fn validate_settings<P: Policy>(payload: &[u8]) -> CallResult {
         },
     };
     Ok(serde_json::to_vec(&response)?)
+}
+
+/// The cluster as policy `P` sees it: through the host for a context-aware policy, else none
+/// (decided at compile time: the host call is not even linked into the other modules).
+fn context<P: Policy>() -> &'static dyn ClusterContext {
+    if P::CONTEXT_AWARE {
+        &HostContext
+    } else {
+        &NoContext
+    }
 }
 
 /// The request body of Kubewarden's `kubernetes/get_resource` host capability.

@@ -14,6 +14,8 @@ pub mod policy;
 pub mod quantity;
 pub mod redisconf;
 pub mod request;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod secrets;
 pub mod selector;
 pub mod shell;

@@ -21,6 +21,10 @@ pub trait Policy {
     const NAME: &'static str;
     /// `kind`s this policy evaluates; any other kind is accepted untouched.
     const KINDS: &'static [&'static str];
+    /// Does the rule read cluster state (`ClusterContext`)? Only then does the module link the
+    /// `kubernetes/get_resource` host call, so a policy that never reads the cluster makes no
+    /// host call at all (`hostCapabilities: []`, checked by `stackguard annotate --strict`).
+    const CONTEXT_AWARE: bool = false;
     type Settings: Settings;
 
     /// Evaluate one object (never DELETE, never a missing object).

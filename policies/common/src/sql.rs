@@ -7,12 +7,15 @@
 //! `:var`, but not `::type` casts). Nothing inside a comment or a string is ever read as SQL.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// One lexical token with the 1-based line it starts on; text borrows from the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token<'a> {
     pub kind: TokenKind<'a>,
     pub line: usize,
+    /// Byte range of the token in the source.
+    pub span: Range<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,10 +74,13 @@ pub fn tokenize(src: &str) -> Vec<Token<'_>> {
     while i < n {
         let c = b[i];
         let start_line = line;
+        let start = i;
         let tok = |kind| Token {
             kind,
             line: start_line,
+            span: start..start,
         };
+        let before = out.len();
         if c == b'\n' {
             line += 1;
             i += 1;
@@ -180,6 +186,9 @@ pub fn tokenize(src: &str) -> Vec<Token<'_>> {
         } else {
             out.push(tok(TokenKind::Other(c)));
             i += 1;
+        }
+        for t in &mut out[before..] {
+            t.span = start..i.min(n);
         }
     }
     out
@@ -294,25 +303,114 @@ fn meta_args(rest: &str) -> Vec<String> {
     args
 }
 
+/// A name in a statement: `None` when (part of) it comes from a shell expansion, so its value is
+/// unknown.
+pub type Name = Option<String>;
+
 /// What a script does that the policies care about, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// `\c db` / `\connect db`: later statements run in `db`.
-    Connect { database: String, line: usize },
+    Connect { database: Name, line: usize },
     /// `CREATE DATABASE name [TEMPLATE t]`.
     CreateDatabase {
-        name: String,
-        template: Option<String>,
+        name: Name,
+        template: Option<Name>,
         line: usize,
     },
-    /// `CREATE EXTENSION [IF NOT EXISTS] name …`.
-    CreateExtension { name: String, line: usize },
+    /// `DROP DATABASE [IF EXISTS] name`.
+    DropDatabase {
+        name: Name,
+        if_exists: bool,
+        line: usize,
+    },
+    /// `CREATE EXTENSION [IF NOT EXISTS] name [WITH] [SCHEMA s] [VERSION v] [CASCADE]`.
+    CreateExtension {
+        name: Name,
+        if_not_exists: bool,
+        schema: Option<Name>,
+        cascade: bool,
+        line: usize,
+    },
+    /// `DROP EXTENSION [IF EXISTS] a, b [CASCADE | RESTRICT]`.
+    DropExtension {
+        names: Vec<Name>,
+        if_exists: bool,
+        cascade: bool,
+        line: usize,
+    },
+    /// `CREATE SCHEMA [IF NOT EXISTS] name` (or `CREATE SCHEMA AUTHORIZATION role`).
+    CreateSchema {
+        name: Name,
+        if_not_exists: bool,
+        line: usize,
+    },
+    /// `DROP SCHEMA [IF EXISTS] a, b [CASCADE | RESTRICT]`.
+    DropSchema {
+        names: Vec<Name>,
+        if_exists: bool,
+        cascade: bool,
+        line: usize,
+    },
+    /// A transaction-control statement.
+    Transaction { op: TxOp, line: usize },
+    /// `DO $$ … $$`: the statements of its body. `certain`: the body is a plain `BEGIN … END`
+    /// block whose statements all run (no conditions, loops, dynamic SQL or handlers).
+    Do {
+        events: Vec<Event>,
+        certain: bool,
+        line: usize,
+    },
     /// `CREATE|ALTER ROLE|USER name … PASSWORD …`.
     RolePassword {
         role: String,
         password: PasswordValue,
         line: usize,
     },
+    /// `\set NAME value` (`None`: `\unset NAME`).
+    SetVariable {
+        name: String,
+        value: Option<String>,
+        line: usize,
+    },
+}
+
+impl Event {
+    pub fn line(&self) -> usize {
+        match self {
+            Event::Connect { line, .. }
+            | Event::CreateDatabase { line, .. }
+            | Event::DropDatabase { line, .. }
+            | Event::CreateExtension { line, .. }
+            | Event::DropExtension { line, .. }
+            | Event::CreateSchema { line, .. }
+            | Event::DropSchema { line, .. }
+            | Event::Transaction { line, .. }
+            | Event::Do { line, .. }
+            | Event::RolePassword { line, .. }
+            | Event::SetVariable { line, .. } => *line,
+        }
+    }
+}
+
+/// Transaction control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxOp {
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`; `chain`: `AND CHAIN` starts a new transaction.
+    Commit {
+        chain: bool,
+    },
+    /// `ROLLBACK`, `ABORT`.
+    Rollback {
+        chain: bool,
+    },
+    Savepoint(Name),
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo(Name),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(Name),
 }
 
 /// How a role password is given.
@@ -324,29 +422,60 @@ pub enum PasswordValue {
     Hashed,
     /// A psql variable (`:'auth_password'`).
     Variable(String),
+    /// A shell expansion in a here-document or `-c` argument (`'$APP_PASSWORD'`): its value is
+    /// not in the script.
+    Expansion,
     /// `PASSWORD NULL`.
     Null,
 }
 
 /// Split into statements (at `;` and meta-commands) and report the events.
 pub fn scan(src: &str) -> Vec<Event> {
+    scan_with_unknown(src, &[])
+}
+
+/// [`scan`] for SQL a shell script hands to psql (a here-document, a `-c` argument): a name or
+/// string that contains a shell expansion has a value the script does not show.
+pub fn scan_shell(text: &crate::shell::Word) -> Vec<Event> {
+    // The placeholder lexes like an identifier character, as most expansion values would.
+    let (src, unknown) = text.render(&|_| "\u{FFFC}".to_string());
+    scan_with_unknown(&src, &unknown)
+}
+
+/// `unknown`: byte ranges of `src` that stand for values the scanner cannot know.
+fn scan_with_unknown(src: &str, unknown: &[Range<usize>]) -> Vec<Event> {
     let tokens = tokenize(src);
-    let mut events = Vec::new();
+    let mut scanner = Scanner {
+        unknown,
+        events: Vec::new(),
+    };
     let mut stmt: Vec<&Token<'_>> = Vec::new();
     for t in &tokens {
         match &t.kind {
             TokenKind::Semicolon => {
-                statement_events(&stmt, &mut events);
+                scanner.statement(&stmt);
                 stmt.clear();
             }
             TokenKind::Meta { name, args } => {
-                statement_events(&stmt, &mut events);
+                scanner.statement(&stmt);
                 stmt.clear();
-                if (*name == "c" || *name == "connect")
-                    && let Some(db) = connect_target(args)
-                {
-                    events.push(Event::Connect {
-                        database: db,
+                if *name == "set" || *name == "unset" {
+                    if let Some(var) = args.first() {
+                        scanner.events.push(Event::SetVariable {
+                            name: var.clone(),
+                            value: (*name == "set").then(|| args[1..].concat()),
+                            line: t.line,
+                        });
+                    }
+                } else if *name == "c" || *name == "connect" {
+                    let database = match connect_target(args) {
+                        Some(_) if scanner.is_unknown(&t.span) => None,
+                        Some(db) => Some(db),
+                        // `\c` alone or `\c -`: the same database again.
+                        None => continue,
+                    };
+                    scanner.events.push(Event::Connect {
+                        database,
                         line: t.line,
                     });
                 }
@@ -354,13 +483,13 @@ pub fn scan(src: &str) -> Vec<Event> {
             _ => stmt.push(t),
         }
     }
-    statement_events(&stmt, &mut events);
-    events
+    scanner.statement(&stmt);
+    scanner.events
 }
 
 /// `\c [dbname [user …]]` or `\c dbname=x …`; `-` means "the current one".
 fn connect_target(args: &[String]) -> Option<String> {
-    let first = args.first()?;
+    let first = args.iter().find(|a| !a.starts_with("-reuse-previous"))?;
     if first.contains('=') {
         return first
             .split_whitespace()
@@ -370,42 +499,170 @@ fn connect_target(args: &[String]) -> Option<String> {
     (first != "-").then(|| first.clone())
 }
 
-fn statement_events(stmt: &[&Token<'_>], events: &mut Vec<Event>) {
-    let Some(first) = stmt.first() else {
-        return;
-    };
-    let line = first.line;
-    let kw = |i: usize, k: &str| stmt.get(i).is_some_and(|t| t.is_word(k));
-    if kw(0, "create") && kw(1, "extension") {
-        let mut i = 2;
-        if kw(i, "if") && kw(i + 1, "not") && kw(i + 2, "exists") {
-            i += 3;
+struct Scanner<'u> {
+    unknown: &'u [Range<usize>],
+    events: Vec<Event>,
+}
+
+/// The words that end the name list of a `DROP` statement.
+const DROP_TAIL: &[&str] = &["cascade", "restrict"];
+
+impl Scanner<'_> {
+    fn is_unknown(&self, span: &Range<usize>) -> bool {
+        self.unknown
+            .iter()
+            .any(|u| u.start < span.end && span.start < u.end)
+    }
+
+    /// The name a token gives, `None` when it is not a name at all; `Some(None)` when unknown.
+    fn name(&self, t: Option<&&Token<'_>>) -> Option<Name> {
+        let t = t?;
+        let ident = t.ident()?;
+        Some((!self.is_unknown(&t.span)).then_some(ident))
+    }
+
+    /// Names separated by commas from `i`, up to CASCADE/RESTRICT or the end.
+    fn name_list(&self, stmt: &[&Token<'_>], mut i: usize) -> (Vec<Name>, usize) {
+        let mut names = Vec::new();
+        while let Some(name) = self.name(stmt.get(i)) {
+            if DROP_TAIL.iter().any(|k| stmt[i].is_word(k)) {
+                break;
+            }
+            names.push(name);
+            i += 1;
+            if stmt
+                .get(i)
+                .is_some_and(|t| t.kind == TokenKind::Other(b','))
+            {
+                i += 1;
+            } else {
+                break;
+            }
         }
-        if let Some(name) = stmt.get(i).and_then(|t| t.ident()) {
-            events.push(Event::CreateExtension { name, line });
-        }
-    } else if kw(0, "create") && kw(1, "database") {
-        if let Some(name) = stmt.get(2).and_then(|t| t.ident()) {
+        (names, i)
+    }
+
+    fn statement(&mut self, stmt: &[&Token<'_>]) {
+        let Some(first) = stmt.first() else {
+            return;
+        };
+        let line = first.line;
+        let kw = |i: usize, k: &str| stmt.get(i).is_some_and(|t| t.is_word(k));
+        if kw(0, "create") && kw(1, "extension") {
+            let mut i = 2;
+            let if_not_exists = kw(i, "if") && kw(i + 1, "not") && kw(i + 2, "exists");
+            if if_not_exists {
+                i += 3;
+            }
+            let Some(name) = self.name(stmt.get(i)) else {
+                return;
+            };
+            let schema = stmt
+                .iter()
+                .position(|t| t.is_word("schema"))
+                .filter(|&p| p > i)
+                .map(|p| self.name(stmt.get(p + 1)).unwrap_or(None));
+            self.events.push(Event::CreateExtension {
+                name,
+                if_not_exists,
+                schema,
+                cascade: stmt[i + 1..].iter().any(|t| t.is_word("cascade")),
+                line,
+            });
+        } else if kw(0, "drop") && (kw(1, "extension") || kw(1, "schema")) {
+            let mut i = 2;
+            let if_exists = kw(i, "if") && kw(i + 1, "exists");
+            if if_exists {
+                i += 2;
+            }
+            let (names, end) = self.name_list(stmt, i);
+            if names.is_empty() {
+                return;
+            }
+            let cascade = kw(end, "cascade");
+            self.events.push(if kw(1, "extension") {
+                Event::DropExtension {
+                    names,
+                    if_exists,
+                    cascade,
+                    line,
+                }
+            } else {
+                Event::DropSchema {
+                    names,
+                    if_exists,
+                    cascade,
+                    line,
+                }
+            });
+        } else if kw(0, "create") && kw(1, "schema") {
+            let mut i = 2;
+            let if_not_exists = kw(i, "if") && kw(i + 1, "not") && kw(i + 2, "exists");
+            if if_not_exists {
+                i += 3;
+            }
+            // `CREATE SCHEMA AUTHORIZATION role` names the schema after the role.
+            if kw(i, "authorization") {
+                i += 1;
+            }
+            if let Some(name) = self.name(stmt.get(i)) {
+                self.events.push(Event::CreateSchema {
+                    name,
+                    if_not_exists,
+                    line,
+                });
+            }
+        } else if kw(0, "create") && kw(1, "database") {
+            let Some(name) = self.name(stmt.get(2)) else {
+                return;
+            };
             let template = stmt
                 .iter()
+                .skip(3)
                 .position(|t| t.is_word("template"))
-                .and_then(|p| {
-                    let mut j = p + 1;
+                .map(|p| {
+                    let mut j = p + 4;
                     if stmt
                         .get(j)
                         .is_some_and(|t| t.kind == TokenKind::Other(b'='))
                     {
                         j += 1;
                     }
-                    stmt.get(j).and_then(|t| t.ident())
+                    self.name(stmt.get(j)).unwrap_or(None)
                 });
-            events.push(Event::CreateDatabase {
+            self.events.push(Event::CreateDatabase {
                 name,
                 template,
                 line,
             });
+        } else if kw(0, "drop") && kw(1, "database") {
+            let mut i = 2;
+            let if_exists = kw(i, "if") && kw(i + 1, "exists");
+            if if_exists {
+                i += 2;
+            }
+            if let Some(name) = self.name(stmt.get(i)) {
+                self.events.push(Event::DropDatabase {
+                    name,
+                    if_exists,
+                    line,
+                });
+            }
+        } else if let Some(op) = transaction(stmt, |t| self.name(t).unwrap_or(None)) {
+            self.events.push(Event::Transaction { op, line });
+        } else if kw(0, "do") {
+            if let Some((body, body_line)) = stmt.iter().find_map(|t| match &t.kind {
+                TokenKind::Str(s) => Some((s, t.line)),
+                _ => None,
+            }) {
+                self.events.push(do_block(body, body_line, line));
+            }
+        } else if (kw(0, "create") || kw(0, "alter")) && (kw(1, "role") || kw(1, "user")) {
+            self.role_password(stmt);
         }
-    } else if (kw(0, "create") || kw(0, "alter")) && (kw(1, "role") || kw(1, "user")) {
+    }
+
+    fn role_password(&mut self, stmt: &[&Token<'_>]) {
         let role = stmt
             .get(2)
             .map(|t| match &t.kind {
@@ -417,19 +674,174 @@ fn statement_events(stmt: &[&Token<'_>], events: &mut Vec<Event>) {
             if !t.is_word("password") {
                 continue;
             }
-            let password = match stmt.get(p + 1).map(|t| &t.kind) {
+            let next = stmt.get(p + 1);
+            let password = match next.map(|t| &t.kind) {
+                Some(TokenKind::Str(_)) if next.is_some_and(|n| self.is_unknown(&n.span)) => {
+                    PasswordValue::Expansion
+                }
                 Some(TokenKind::Str(s)) if is_hashed_password(s) => PasswordValue::Hashed,
                 Some(TokenKind::Str(s)) => PasswordValue::Plain(s.to_string()),
                 Some(TokenKind::Var(v)) => PasswordValue::Variable(v.to_string()),
                 Some(TokenKind::Word(w)) if w.eq_ignore_ascii_case("null") => PasswordValue::Null,
                 _ => continue,
             };
-            events.push(Event::RolePassword {
+            self.events.push(Event::RolePassword {
                 role: role.clone(),
                 password,
                 line: t.line,
             });
         }
+    }
+}
+
+/// A transaction-control statement, if `stmt` is one.
+fn transaction(stmt: &[&Token<'_>], name: impl Fn(Option<&&Token<'_>>) -> Name) -> Option<TxOp> {
+    let kw = |i: usize, k: &str| stmt.get(i).is_some_and(|t| t.is_word(k));
+    // `WORK` / `TRANSACTION` are noise words after BEGIN, COMMIT, END, ROLLBACK, ABORT.
+    let noise = |i: usize| usize::from(kw(i, "work") || kw(i, "transaction"));
+    let chain = |i: usize| kw(i, "and") && kw(i + 1, "chain");
+    if kw(0, "begin") || (kw(0, "start") && kw(1, "transaction")) {
+        return Some(TxOp::Begin);
+    }
+    if kw(0, "commit") || kw(0, "end") {
+        if kw(1, "prepared") {
+            return None;
+        }
+        return Some(TxOp::Commit {
+            chain: chain(1 + noise(1)),
+        });
+    }
+    if kw(0, "savepoint") {
+        return Some(TxOp::Savepoint(name(stmt.get(1))));
+    }
+    if kw(0, "release") {
+        let i = 1 + usize::from(kw(1, "savepoint"));
+        return Some(TxOp::Release(name(stmt.get(i))));
+    }
+    if kw(0, "rollback") || kw(0, "abort") {
+        if kw(1, "prepared") {
+            return None;
+        }
+        let i = 1 + noise(1);
+        if kw(0, "rollback") && kw(i, "to") {
+            let j = i + 1 + usize::from(kw(i + 1, "savepoint"));
+            return Some(TxOp::RollbackTo(name(stmt.get(j))));
+        }
+        return Some(TxOp::Rollback { chain: chain(i) });
+    }
+    None
+}
+
+/// PL/pgSQL keywords that make a `DO` body's statements conditional, repeated or dynamic.
+const PLPGSQL_CONTROL: &[&str] = &[
+    "if",
+    "case",
+    "loop",
+    "while",
+    "for",
+    "foreach",
+    "exit",
+    "continue",
+    "return",
+    "exception",
+    "execute",
+    "declare",
+    "raise",
+    "get",
+];
+
+/// PL/pgSQL words after which a new statement starts.
+const PLPGSQL_SPLIT: &[&str] = &[
+    "then",
+    "else",
+    "elsif",
+    "loop",
+    "begin",
+    "declare",
+    "exception",
+];
+
+/// The statements of a `DO` body (`BEGIN … END`, starting on `body_line`), and whether they
+/// certainly all run.
+fn do_block(body: &str, body_line: usize, line: usize) -> Event {
+    let tokens = tokenize(body);
+    let begin = tokens.iter().position(|t| t.is_word("begin"));
+    let end = tokens.iter().rposition(|t| t.is_word("end"));
+    let certain = begin.is_some()
+        && end > begin
+        && !tokens
+            .iter()
+            .any(|t| PLPGSQL_CONTROL.iter().any(|k| t.is_word(k)));
+    let (from, to) = match (begin, end) {
+        (Some(b), Some(e)) if e > b => (b + 1, e),
+        _ => (0, tokens.len()),
+    };
+    // Statements end at `;` and at the PL/pgSQL words that open or continue a block, so that
+    // `IF … THEN CREATE EXTENSION x; END IF` shows its CREATE EXTENSION.
+    let mut scanner = Scanner {
+        unknown: &[],
+        events: Vec::new(),
+    };
+    let mut stmt: Vec<&Token<'_>> = Vec::new();
+    for t in &tokens[from..to] {
+        if t.kind == TokenKind::Semicolon || PLPGSQL_SPLIT.iter().any(|k| t.is_word(k)) {
+            scanner.statement(&stmt);
+            stmt.clear();
+        } else {
+            stmt.push(t);
+        }
+    }
+    scanner.statement(&stmt);
+    // `END IF`, `END LOOP` close PL/pgSQL blocks: no transaction control is read in a body.
+    let mut events: Vec<Event> = scanner
+        .events
+        .into_iter()
+        .filter(|e| !matches!(e, Event::Transaction { .. }))
+        .collect();
+    // Lines inside the body count from the line the body starts on.
+    let offset = body_line - 1;
+    for e in &mut events {
+        shift_line(e, offset);
+    }
+    Event::Do {
+        events,
+        certain,
+        line,
+    }
+}
+
+fn shift_line(e: &mut Event, by: usize) {
+    match e {
+        Event::Connect { line, .. }
+        | Event::CreateDatabase { line, .. }
+        | Event::DropDatabase { line, .. }
+        | Event::CreateExtension { line, .. }
+        | Event::DropExtension { line, .. }
+        | Event::CreateSchema { line, .. }
+        | Event::DropSchema { line, .. }
+        | Event::Transaction { line, .. }
+        | Event::RolePassword { line, .. }
+        | Event::SetVariable { line, .. } => *line += by,
+        Event::Do { events, line, .. } => {
+            *line += by;
+            for e in events {
+                shift_line(e, by);
+            }
+        }
+    }
+}
+
+/// A psql boolean variable value (`on`, `off`, `true`, `1`, unique prefixes…), as psql's
+/// `ParseVariableBool` reads it; `None` when psql would reject it.
+pub fn psql_bool(value: &str) -> Option<bool> {
+    let v = value.to_ascii_lowercase();
+    let prefix_of = |word: &str, min: usize| v.len() >= min && word.starts_with(v.as_str());
+    if prefix_of("true", 1) || prefix_of("yes", 1) || prefix_of("on", 2) || v == "1" {
+        Some(true)
+    } else if prefix_of("false", 1) || prefix_of("no", 1) || prefix_of("off", 2) || v == "0" {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -451,7 +863,7 @@ mod tests {
         scan(src)
             .into_iter()
             .filter_map(|e| match e {
-                Event::CreateExtension { name, .. } => Some(name),
+                Event::CreateExtension { name, .. } => name,
                 _ => None,
             })
             .collect()
@@ -484,17 +896,119 @@ mod tests {
         assert_eq!(
             ev[0],
             Event::CreateDatabase {
-                name: "sos_app_emergency".into(),
-                template: Some("template0".into()),
+                name: Some("sos_app_emergency".into()),
+                template: Some(Some("template0".into())),
                 line: 1
             }
         );
+        let db = |e: &Event| match e {
+            Event::Connect { database, .. } => database.clone(),
+            _ => None,
+        };
+        assert_eq!(db(&ev[1]).as_deref(), Some("sos_app_emergency"));
         assert!(
-            matches!(&ev[1], Event::Connect { database, line: 2 } if database == "sos_app_emergency")
+            matches!(&ev[2], Event::CreateExtension { name: Some(n), line: 3, .. } if n == "postgis")
         );
-        assert!(matches!(&ev[2], Event::CreateExtension { name, line: 3 } if name == "postgis"));
-        assert!(matches!(&ev[3], Event::Connect { database, .. } if database == "sos_app_auth"));
-        assert!(matches!(&ev[5], Event::Connect { database, .. } if database == "x"));
+        assert_eq!(db(&ev[3]).as_deref(), Some("sos_app_auth"));
+        assert_eq!(db(&ev[5]).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn drops_schemas_transactions_and_do_blocks() {
+        let src = "DROP EXTENSION IF EXISTS a, \"B\" CASCADE;\nCREATE EXTENSION x WITH SCHEMA \"S\" CASCADE;\n\
+                   CREATE SCHEMA IF NOT EXISTS s; DROP SCHEMA s, t RESTRICT;\nBEGIN; SAVEPOINT p; ROLLBACK TO SAVEPOINT p;\n\
+                   RELEASE p; COMMIT AND CHAIN; END; ABORT; START TRANSACTION;\nDROP DATABASE IF EXISTS d;\n\
+                   DO $$ BEGIN CREATE EXTENSION y; END $$;\nDO $$ BEGIN IF true THEN DROP EXTENSION z; END IF; END $$;\n\
+                   \\set ON_ERROR_STOP off\n";
+        let ev = scan(src);
+        assert_eq!(
+            ev[0],
+            Event::DropExtension {
+                names: vec![Some("a".into()), Some("B".into())],
+                if_exists: true,
+                cascade: true,
+                line: 1
+            }
+        );
+        assert_eq!(
+            ev[1],
+            Event::CreateExtension {
+                name: Some("x".into()),
+                if_not_exists: false,
+                schema: Some(Some("S".into())),
+                cascade: true,
+                line: 2
+            }
+        );
+        assert!(
+            matches!(&ev[3], Event::DropSchema { names, cascade: false, .. } if names.len() == 2)
+        );
+        let ops: Vec<&TxOp> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Transaction { op, .. } => Some(op),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                &TxOp::Begin,
+                &TxOp::Savepoint(Some("p".into())),
+                &TxOp::RollbackTo(Some("p".into())),
+                &TxOp::Release(Some("p".into())),
+                &TxOp::Commit { chain: true },
+                &TxOp::Commit { chain: false },
+                &TxOp::Rollback { chain: false },
+                &TxOp::Begin,
+            ]
+        );
+        let dos: Vec<(bool, usize)> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Do {
+                    events, certain, ..
+                } => Some((*certain, events.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dos, vec![(true, 1), (false, 1)]);
+        assert!(
+            matches!(ev.last(), Some(Event::SetVariable { name, value: Some(v), .. }) if name == "ON_ERROR_STOP" && v == "off")
+        );
+        assert_eq!(psql_bool("of"), Some(false));
+        assert_eq!(psql_bool("o"), None);
+        assert_eq!(psql_bool("TR"), Some(true));
+    }
+
+    #[test]
+    fn expansions_make_values_unknown() {
+        let w = crate::shell::parse(
+            "psql <<EOF\nALTER ROLE a PASSWORD '$PW';\nCREATE EXTENSION $EXT;\n\\c $DB\nALTER ROLE b PASSWORD 'lit';\nEOF\n",
+        );
+        let body = &w[0].heredoc().unwrap().body;
+        let ev = scan_shell(body);
+        assert!(matches!(
+            &ev[0],
+            Event::RolePassword {
+                password: PasswordValue::Expansion,
+                ..
+            }
+        ));
+        assert!(matches!(&ev[1], Event::CreateExtension { name: None, .. }));
+        assert!(matches!(&ev[2], Event::Connect { database: None, .. }));
+        assert!(
+            matches!(&ev[3], Event::RolePassword { password: PasswordValue::Plain(p), .. } if p == "lit")
+        );
+        // The placeholder is only special for shell text: in a .sql file it is a character.
+        let ev = scan("ALTER ROLE a PASSWORD 'x\u{FFFC}';");
+        assert!(matches!(
+            &ev[0],
+            Event::RolePassword {
+                password: PasswordValue::Plain(_),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -386,6 +386,43 @@ pub struct EnvVar {
     pub value_from: Option<EnvVarSource>,
 }
 
+/// A container `command`/`args` word after Kubernetes' `$(VAR)` expansion: `$(VAR)` becomes
+/// the value of an env var given literally, `$$` is a `$`, and a reference to a var that is not
+/// defined stays as written. `None` when the word uses a var whose value comes from elsewhere
+/// (a Secret, a ConfigMap, the downward API).
+pub fn kube_expand(word: &str, env: &[EnvVar]) -> Option<String> {
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word;
+    while let Some(p) = rest.find('$') {
+        out.push_str(&rest[..p]);
+        let after = &rest[p + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some((name, r)) = after
+            .strip_prefix('(')
+            .and_then(|a| a.find(')').map(|e| (&a[..e], &a[e + 1..])))
+        {
+            // The last definition of a name wins, as in the kubelet.
+            match env.iter().rev().find(|e| e.name == name) {
+                Some(e) if e.value_from.is_some() => return None,
+                Some(e) => out.push_str(e.value.as_deref().unwrap_or_default()),
+                None => {
+                    out.push_str("$(");
+                    out.push_str(name);
+                    out.push(')');
+                }
+            }
+            rest = r;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVarSource {

@@ -266,7 +266,7 @@ impl Scan<'_> {
         for c in &commands {
             for (name, value) in &c.assignments {
                 if self.sensitive(name)
-                    && !value.expands
+                    && !value.expands()
                     && secrets::classify(&value.text) == ValueForm::Literal
                 {
                     self.verdict.push(
@@ -283,19 +283,25 @@ impl Scan<'_> {
                 self.flag(path, &format!("{who}: script line {}", c.line), &f, env);
             }
         }
-        for input in shell::psql_inputs(&commands) {
-            self.sql(
-                path,
-                &format!("{who}: psql input at script line {}", input.line),
-                &input.sql,
-            );
+        for call in shell::psql_calls(&commands, &BTreeMap::new()) {
+            for (text, line) in call.sql() {
+                self.sql_events(
+                    path,
+                    &format!("{who}: psql input at script line {line}"),
+                    sql::scan_shell(text),
+                );
+            }
         }
         self.text(path, &format!("{who}: script"), text, env);
     }
 
     /// SQL: roles created or altered with a plaintext password.
     fn sql(&mut self, path: &str, what: &str, text: &str) {
-        for e in sql::scan(text) {
+        self.sql_events(path, what, sql::scan(text));
+    }
+
+    fn sql_events(&mut self, path: &str, what: &str, events: Vec<sql::Event>) {
+        for e in events {
             if let sql::Event::RolePassword {
                 role,
                 password: sql::PasswordValue::Plain(_),
@@ -355,17 +361,28 @@ impl Scan<'_> {
         }
     }
 
+    /// redis.conf: `requirepass`/`masterauth` with a value and ACL `user` rules with
+    /// `>password` (every line counts, even one a later line overrides).
     fn redis_conf(&mut self, path: &str, what: &str, text: &str) {
-        let cfg = redisconf::RedisConfig::parse(text, what, &mut |_| None);
-        for d in ["requirepass", "masterauth"] {
-            if let Some(dir) = cfg.get(d)
-                && dir.args.first().is_some_and(|a| !a.is_empty())
-            {
+        for (n, line) in text.lines().enumerate() {
+            let Ok(args) = redisconf::split_args(line.trim()) else {
+                continue;
+            };
+            let Some((name, rest)) = args.split_first() else {
+                continue;
+            };
+            let name = name.to_ascii_lowercase();
+            let plaintext = match name.as_str() {
+                "requirepass" | "masterauth" => rest.first().is_some_and(|a| !a.is_empty()),
+                "user" => rest.iter().any(|r| r.len() > 1 && r.starts_with('>')),
+                _ => false,
+            };
+            if plaintext {
                 self.verdict.push(
                     path,
                     format!(
-                        "{}: {d} holds a plaintext password; mount redis.conf from a Secret or pass it from one",
-                        dir.origin
+                        "{what} line {}: {name} holds a plaintext password; mount redis.conf from a Secret or pass it from one",
+                        n + 1
                     ),
                 );
             }

@@ -9,21 +9,55 @@ use stackguard_common::Settings as SettingsTrait;
 use stackguard_common::jsonpath::Query;
 use std::sync::{Arc, Mutex};
 
+/// # Settings of no-plaintext-secrets
+///
+/// Extra sensitive names, exceptions, weak-value rules and extra fields to scan.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
-    /// Extra regexes (matched case-insensitively against the whole name) that make a name
-    /// sensitive, in addition to the built-in word rules.
+    /// # Sensitive name patterns
+    ///
+    /// Extra regexes (`regex-lite` syntax, matched case-insensitively against the whole name)
+    /// that make a name sensitive, in addition to the built-in word rules, e.g. `[".*_pin"]`.
     pub sensitive_name_patterns: Vec<String>,
-    /// Names (globs, case-insensitive) never treated as sensitive.
+    /// # Allowed names
+    ///
+    /// Globs (case-insensitive) of names never treated as sensitive, e.g.
+    /// `["*_TOKEN_AUDIENCE"]`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "stackguard_common::schema::non_blank_strings")
+    )]
     pub allowed_names: Vec<String>,
-    /// Reject weak or placeholder values under password-like keys of Secrets.
+    /// # Reject weak Secret values
+    ///
+    /// Judge the values under password-like keys of Secrets: weak or placeholder values are
+    /// rejected.
     pub reject_weak_secret_values: bool,
-    /// Shorter Secret passwords are weak.
+    /// # Minimum Secret length
+    ///
+    /// Shorter Secret passwords are weak (at most 1024).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(max = 1024), extend("x-show-if" = "rejectWeakSecretValues=true"))
+    )]
     pub min_secret_length: usize,
-    /// More weak values, in addition to the built-in list.
+    /// # Weak values
+    ///
+    /// More weak values, in addition to the built-in list, compared ignoring case, `_`, `-`
+    /// and spaces.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(extend("x-show-if" = "rejectWeakSecretValues=true"))
+    )]
     pub weak_values: Vec<String>,
-    /// JSONPath expressions selecting more strings to scan (e.g. fields of a CRD).
+    /// # Extra paths
+    ///
+    /// JSONPath expressions (RFC 9535) selecting more strings to scan in every object the
+    /// policy sees, e.g. `["$.metadata.annotations"]`. Supported: `$`, `.name`, `['name']`,
+    /// `.*`/`[*]`, `[i]` (negative from the end), `[start:end:step]`, comma lists, `..`
+    /// descendants; filter selectors (`[?…]`) are rejected.
     pub extra_paths: Vec<String>,
 }
 

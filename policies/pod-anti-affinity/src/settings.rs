@@ -3,15 +3,35 @@
 use serde::{Deserialize, Serialize};
 use stackguard_common::Settings as SettingsTrait;
 
+/// # Settings of pod-anti-affinity
+///
+/// From which replica count workloads must spread, and what counts as spreading.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
-    /// Workloads with at least this many replicas must spread (unset `replicas` means 1).
+    /// # Minimum replicas
+    ///
+    /// Workloads with at least this many replicas must spread their pods (an unset `replicas`
+    /// means 1).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub min_replicas: i64,
-    /// Topology keys a spreading term may use.
+    /// # Topology keys
+    ///
+    /// Topology keys a `podAntiAffinity` term or a `topologySpreadConstraints` entry may use;
+    /// at least one, none empty.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "stackguard_common::schema::non_empty_strings")
+    )]
     pub topology_keys: Vec<String>,
-    /// Only `requiredDuringScheduling…` terms (and `DoNotSchedule` spread constraints) count.
+    /// # Require hard anti-affinity
+    ///
+    /// Only `requiredDuringSchedulingIgnoredDuringExecution` terms (and `DoNotSchedule` spread
+    /// constraints) count.
     pub require_hard: bool,
+    /// # Accept topology spread constraints
+    ///
     /// A matching `topologySpreadConstraints` entry counts as spreading.
     pub accept_topology_spread_constraints: bool,
 }

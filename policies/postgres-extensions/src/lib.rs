@@ -7,15 +7,17 @@
 //! name). They are replayed as Postgres would run them: files in name order, `\connect`
 //! switching database, `CREATE DATABASE` copying its template's extensions.
 
+pub mod replay;
 pub mod settings;
 
+use replay::{Presence, Replay};
 use serde::Deserialize;
 use settings::Settings;
 use stackguard_common::de::null_default;
 use stackguard_common::mounts::{self, Provider};
 use stackguard_common::request::Metadata;
 use stackguard_common::workload::{ContainerRef, ContainerRole, Workload};
-use stackguard_common::{ClusterContext, Policy, Request, Verdict, cnpg, glob, shell, sql};
+use stackguard_common::{ClusterContext, Policy, Request, Verdict, cnpg, glob};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub struct PostgresExtensions;
@@ -32,6 +34,7 @@ pub const KINDS: &[&str] = stackguard_common::workload_kinds_and!("ConfigMap", "
 impl Policy for PostgresExtensions {
     const NAME: &'static str = "postgres-extensions";
     const KINDS: &'static [&'static str] = KINDS;
+    const CONTEXT_AWARE: bool = true;
     type Settings = Settings;
 
     fn evaluate(req: &Request<'_>, settings: &Settings, ctx: &dyn ClusterContext) -> Verdict {
@@ -43,8 +46,8 @@ impl Policy for PostgresExtensions {
         match req.kind {
             "ConfigMap" => match req.object.parse::<ConfigMap>() {
                 Ok(cm) if selector.matches(&cm.metadata.labels) => {
-                    let mut run = Run::new("postgres");
-                    run.files(&cm.data);
+                    let mut run = Run::new(&BTreeMap::new());
+                    run.replay.init_dir(&cm.data);
                     run.check(settings, "data", "init scripts", &mut v);
                 }
                 Ok(_) => {}
@@ -95,124 +98,88 @@ struct ConfigMap {
     data: BTreeMap<String, String>,
 }
 
-/// The databases and the extensions each holds, as the scripts leave them.
+/// The init scripts of one instance, replayed.
 struct Run {
-    dbs: BTreeMap<String, BTreeSet<String>>,
-    default_db: String,
-    current: String,
+    replay: Replay,
     /// Something could not be read: missing extensions are not conclusive.
     incomplete: bool,
 }
 
 impl Run {
-    fn new(default_db: &str) -> Run {
-        let mut dbs = BTreeMap::new();
-        for db in ["postgres", "template1", default_db] {
-            dbs.insert(db.to_string(), BTreeSet::new());
-        }
+    /// A replay in the environment the container gives the scripts.
+    fn new(env: &BTreeMap<String, String>) -> Run {
         Run {
-            dbs,
-            default_db: default_db.to_string(),
-            current: default_db.to_string(),
+            replay: Replay::new(env),
             incomplete: false,
         }
     }
 
-    /// Run SQL text starting in `database`.
-    fn sql(&mut self, text: &str, database: &str) {
-        self.switch(database);
-        for e in sql::scan(text) {
-            match e {
-                sql::Event::Connect { database, .. } => self.switch(&database),
-                sql::Event::CreateDatabase { name, template, .. } => {
-                    let from = template.unwrap_or_else(|| "template1".to_string());
-                    let exts = self.dbs.get(&from).cloned().unwrap_or_default();
-                    self.dbs.insert(name, exts);
-                }
-                sql::Event::CreateExtension { name, .. } => {
-                    self.dbs
-                        .entry(self.current.clone())
-                        .or_default()
-                        .insert(name);
-                }
-                sql::Event::RolePassword { .. } => {}
-            }
-        }
-    }
-
-    fn switch(&mut self, database: &str) {
-        let template = self.dbs.get("template1").cloned().unwrap_or_default();
-        self.dbs.entry(database.to_string()).or_insert(template);
-        self.current = database.to_string();
-    }
-
-    /// The files of one init directory, in name order, as the official entrypoint runs them.
-    fn files(&mut self, files: &BTreeMap<String, String>) {
-        for (name, text) in files {
-            if name.ends_with(".sql") {
-                let db = self.default_db.clone();
-                self.sql(text, &db);
-            } else if name.ends_with(".sh") {
-                for input in shell::psql_inputs(&shell::parse(text)) {
-                    let db = match input.database {
-                        Some(d) if !d.contains('$') => d,
-                        _ => self.default_db.clone(),
-                    };
-                    self.sql(&input.sql, &db);
-                }
-            }
-        }
-    }
-
-    fn created(&self, ext: &str) -> bool {
-        self.dbs.values().any(|e| e.contains(ext))
-    }
-
-    /// Every extension created anywhere.
-    fn all_created(&self) -> BTreeSet<&str> {
-        self.dbs.values().flatten().map(String::as_str).collect()
-    }
-
-    /// Required and per-database extensions; findings at `path`, messages about `what`.
+    /// Required and per-database extensions, and scripts that stop; findings at `path`,
+    /// messages about `what`.
     fn check(&self, s: &Settings, path: &str, what: &str, v: &mut Verdict) {
-        if self.incomplete {
-            return;
-        }
-        let missing: Vec<&str> = s
-            .required_extensions
-            .iter()
-            .filter(|e| !self.created(e))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            let list = missing.join(", ");
+        let r = &self.replay;
+        if let Some(stop) = &r.stopped {
             v.push(
                 path,
                 format!(
-                    "{what} never create the required extension(s) {list}; add CREATE EXTENSION IF NOT EXISTS for each"
+                    "{what} stop at {}: {}; they run with ON_ERROR_STOP, so the initialization fails there and nothing after it runs",
+                    stop.at, stop.reason
                 ),
             );
         }
+        if !r.uncertain.is_empty() {
+            let shown: Vec<&str> = r.uncertain.iter().take(3).map(String::as_str).collect();
+            let more = r.uncertain.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" (and {more} more)")
+            } else {
+                String::new()
+            };
+            v.warn(format!(
+                "{what}: could not tell everything they do: {}{more}",
+                shown.join("; ")
+            ));
+        }
+        if self.incomplete {
+            return;
+        }
+        let (missing, maybe) = by_presence(r, None, &s.required_extensions);
+        if !missing.is_empty() {
+            v.push(
+                path,
+                format!(
+                    "{what} never create the required extension(s) {}; add CREATE EXTENSION IF NOT EXISTS for each",
+                    missing.join(", ")
+                ),
+            );
+        }
+        if !maybe.is_empty() {
+            v.warn(format!(
+                "{what} may not create the required extension(s) {}",
+                maybe.join(", ")
+            ));
+        }
         for (db, exts) in &s.per_database {
-            let have = self.dbs.get(db);
-            let missing: Vec<&str> = exts
-                .iter()
-                .filter(|e| !have.is_some_and(|h| h.contains(e.as_str())))
-                .map(String::as_str)
-                .collect();
+            let (missing, maybe) = by_presence(r, Some(db), exts);
+            if !maybe.is_empty() {
+                v.warn(format!(
+                    "{what} may not create extension(s) {} in database {db}",
+                    maybe.join(", ")
+                ));
+            }
             if missing.is_empty() {
                 continue;
             }
-            let list = missing.join(", ");
-            let hint = if have.is_none() {
-                format!(" (the scripts never create or connect to database {db})")
-            } else {
+            let hint = if r.databases.contains_key(db) {
                 String::new()
+            } else {
+                format!(" (the scripts never create or connect to database {db})")
             };
             v.push(
                 path,
                 format!(
-                    "{what} do not create extension(s) {list} in database {db}{hint}; \\connect {db} and CREATE EXTENSION there"
+                    "{what} do not create extension(s) {} in database {db}{hint}; \\connect {db} and CREATE EXTENSION there",
+                    missing.join(", ")
                 ),
             );
         }
@@ -222,9 +189,28 @@ impl Run {
     fn needed<'a>(&'a self, s: &'a Settings) -> BTreeSet<&'a str> {
         let mut needed: BTreeSet<&str> = s.required_extensions.iter().map(String::as_str).collect();
         needed.extend(s.per_database.values().flatten().map(String::as_str));
-        needed.extend(self.all_created());
+        needed.extend(self.replay.all_possible());
         needed
     }
+}
+
+/// The extensions of `exts` absent from `db` (`None`: from every database), and those maybe
+/// present.
+fn by_presence<'a>(
+    r: &Replay,
+    db: Option<&str>,
+    exts: &'a [String],
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let mut missing = Vec::new();
+    let mut maybe = Vec::new();
+    for e in exts {
+        match r.presence(db, e) {
+            Presence::Yes => {}
+            Presence::Maybe => maybe.push(e.as_str()),
+            Presence::No => missing.push(e.as_str()),
+        }
+    }
+    (missing, maybe)
 }
 
 /// Reject an image that does not ship an extension the scripts need.
@@ -273,17 +259,14 @@ fn workload(w: &Workload, ns: &str, s: &Settings, ctx: &dyn ClusterContext, v: &
     };
     let who = c.describe();
     // The official image runs the scripts in $POSTGRES_DB (default: $POSTGRES_USER, postgres).
-    let env = |n: &str| {
-        c.container
-            .env
-            .iter()
-            .find(|e| e.name == n)
-            .and_then(|e| e.value.clone())
-    };
-    let default_db = env("POSTGRES_DB")
-        .or_else(|| env("POSTGRES_USER"))
-        .unwrap_or_else(|| "postgres".to_string());
-    let mut run = Run::new(&default_db);
+    let env: BTreeMap<String, String> = ["POSTGRES_DB", "POSTGRES_USER"]
+        .into_iter()
+        .filter_map(|n| {
+            let e = c.container.env.iter().find(|e| e.name == n)?;
+            Some((n.to_string(), e.value.clone()?))
+        })
+        .collect();
+    let mut run = Run::new(&env);
     let mut files = BTreeMap::new();
     let mut sources = Vec::new();
     for m in mounts::mounts_of(&w.spec, c.container)
@@ -326,7 +309,7 @@ fn workload(w: &Workload, ns: &str, s: &Settings, ctx: &dyn ClusterContext, v: &
             }
         }
     }
-    run.files(&files);
+    run.replay.init_dir(&files);
     let what = if sources.is_empty() {
         format!("{who} mounts no init scripts at {INIT_DIR}, so its scripts")
     } else {
@@ -367,8 +350,9 @@ struct ClusterSpec {
 fn cluster(c: &Cluster, ns: &str, s: &Settings, ctx: &dyn ClusterContext, v: &mut Verdict) {
     let empty = cnpg::Initdb::default();
     let i = c.spec.bootstrap.initdb.as_ref().unwrap_or(&empty);
-    let app_db = i.app_database();
-    let mut run = Run::new(app_db);
+    // CloudNativePG creates the application database with the cluster, before the post-init SQL.
+    let env = BTreeMap::from([("POSTGRES_DB".to_string(), i.app_database().to_string())]);
+    let mut run = Run::new(&env);
     // CloudNativePG runs the inline queries, then the referenced ones, in this order.
     for cnpg::Phase {
         field,
@@ -378,12 +362,12 @@ fn cluster(c: &Cluster, ns: &str, s: &Settings, ctx: &dyn ClusterContext, v: &mu
     } in i.phases()
     {
         for stmt in inline.iter() {
-            run.sql(stmt, db);
+            run.replay.sql(stmt, db, field);
         }
         let Some(refs) = refs else { continue };
         for r in &refs.config_map_refs {
             match mounts::fetch_config_map(ctx, ns, &r.name).and_then(|d| d.get(&r.key).cloned()) {
-                Some(text) => run.sql(&text, db),
+                Some(text) => run.replay.sql(&text, db, &format!("{field}Refs {}", r.key)),
                 None => {
                     v.warn(format!(
                         "{field}Refs: key {} of ConfigMap '{}' could not be fetched; the extensions it creates were not checked",
@@ -433,13 +417,42 @@ mod tests {
 
     #[test]
     fn create_database_copies_its_template() {
-        let mut run = Run::new("postgres");
-        run.sql(
-            "\\c template1\nCREATE EXTENSION pgcrypto;\nCREATE DATABASE a;\nCREATE DATABASE b TEMPLATE template0;\n\\c a\nCREATE EXTENSION postgis;",
+        let mut run = Run::new(&BTreeMap::new());
+        run.replay.sql(
+            "\\c template1\nCREATE EXTENSION pgcrypto;\n\\c postgres\nCREATE DATABASE a;\nCREATE DATABASE b TEMPLATE template0;\n\\c a\nCREATE EXTENSION postgis;",
             "postgres",
+            "init.sql",
         );
-        assert!(run.dbs["a"].contains("pgcrypto") && run.dbs["a"].contains("postgis"));
-        assert!(run.dbs["b"].is_empty());
-        assert!(run.dbs["postgres"].is_empty());
+        let dbs = &run.replay.databases;
+        assert!(
+            dbs["a"].extensions.contains_key("pgcrypto")
+                && dbs["a"].extensions.contains_key("postgis")
+        );
+        assert!(dbs["b"].extensions.is_empty());
+        assert!(dbs["postgres"].extensions.is_empty());
+        assert!(run.replay.stopped.is_none());
+    }
+
+    #[test]
+    fn a_failing_statement_stops_the_scripts() {
+        let mut run = Run::new(&BTreeMap::new());
+        run.replay.sql(
+            "CREATE EXTENSION pgcrypto;\nBEGIN;\nCREATE EXTENSION postgis;\nCREATE EXTENSION pgcrypto;\nCOMMIT;",
+            "postgres",
+            "init.sql",
+        );
+        let stop = run.replay.stopped.as_ref().unwrap();
+        assert_eq!(stop.at, "init.sql line 4");
+        // The open transaction is rolled back with the session.
+        assert!(
+            !run.replay.databases["postgres"]
+                .extensions
+                .contains_key("postgis")
+        );
+        assert!(
+            run.replay.databases["postgres"]
+                .extensions
+                .contains_key("pgcrypto")
+        );
     }
 }

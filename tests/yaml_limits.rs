@@ -1,7 +1,8 @@
 //! Hostile YAML: `stackguard check` (built as `limits_check` in the harness package) and the
 //! lean pre-commit binary `stackguard-hook` (built as `limits_hook` in the root package) on the
 //! files of `tests/yaml/hostile.py`: an alias bomb, alias fan-out, deep flow and block nesting,
-//! an 8 MiB scalar, 50,000 documents, a 16 MiB flow sequence and 16 MiB of real Deployments.
+//! an 8 MiB scalar, 50,000 documents, 16 MiB flow sequences of scalars and of mappings, and
+//! 16 MiB of real Deployments.
 //! Each time the bad document is reported with its file, document and line, and the good
 //! documents around it are still checked. Time and memory are measured by
 //! `tests/bench/yaml_hostile.sh`, not asserted here.
@@ -146,7 +147,20 @@ fn huge_scalar() {
 
 #[test]
 fn wide_flow_sequence() {
-    bad_document_between_good_ones("wide-flow.yaml", 15, "more than 1000000 nodes");
+    bad_document_between_good_ones(
+        "wide-flow.yaml",
+        15,
+        "its data would take more than 96 MiB of memory",
+    );
+}
+
+#[test]
+fn tiny_mappings() {
+    bad_document_between_good_ones(
+        "tiny-maps.yaml",
+        15,
+        "its data would take more than 96 MiB of memory",
+    );
 }
 
 #[test]

@@ -25,26 +25,28 @@ python3 tests/yaml/hostile.py "$DIR"
 
 table=$OUT/yaml-hostile.md
 {
-  echo "| file | size | binary | worst wall time | worst peak RSS | exit | errors reported |"
-  echo "|---|---:|---|---:|---:|---:|---|"
+  echo "| file | size | binary | worst wall time | worst CPU time | worst peak RSS | exit | errors reported |"
+  echo "|---|---:|---|---:|---:|---:|---:|---|"
 } >"$table"
 for f in "$DIR"/*.yaml; do
   name=$(basename "$f")
   size=$(stat -c %s "$f")
   for bin in "$SG check" "$HOOK"; do
-    worst_s=0 worst_kb=0 code=0
+    worst_s=0 worst_cpu=0 worst_kb=0 code=0
     for _ in $(seq "$RUNS"); do
       set +e
-      /usr/bin/time -f '%e %M' -o "$OUT/time.txt" $bin --format json "$f" >"$OUT/report.json" 2>/dev/null
+      /usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" $bin --format json "$f" >"$OUT/report.json" 2>/dev/null
       code=$?
       set -e
-      read -r s kb < <(tail -n 1 "$OUT/time.txt")
+      read -r s user sys kb < <(tail -n 1 "$OUT/time.txt")
       worst_s=$(python3 -c "print(max($worst_s, $s))")
+      worst_cpu=$(python3 -c "print(max($worst_cpu, $user + $sys))")
       [ "$kb" -gt "$worst_kb" ] && worst_kb=$kb
     done
     errors=$(python3 -c "import json,sys; r=json.load(open('$OUT/report.json')); print('; '.join('line %s: %s' % (e['line'], e['message'][:70]) for e in r['errors']) or '-')")
-    printf '| %s | %.1f MB | %s | %.2f s | %d MB | %d | %s |\n' "$name" "$(python3 -c "print($size/1e6)")" \
-      "$(basename "${bin%% *}")" "$worst_s" $((worst_kb / 1024)) "$code" "$errors" >>"$table"
+    printf '| %s | %.1f MB | %s | %.2f s | %.2f s | %d MB | %d | %s |\n' "$name" "$(python3 -c "print($size/1e6)")" \
+      "$(basename "${bin%% *}")" "$worst_s" "$worst_cpu" $((worst_kb / 1024)) "$code" "$errors" >>"$table"
   done
 done
+echo "load average while measuring: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >>"$table"
 cat "$table"

@@ -13,6 +13,7 @@ noted. The files:
   big-scalar-ok.yaml    a 2.5 MiB ConfigMap value (under the limit: read and checked)
   many-documents.yaml   50,000 documents (ConfigMaps), the root Pod third
   wide-flow.yaml        a 16 MiB flow sequence of zeros (8M nodes)
+  tiny-maps.yaml        a 16 MiB flow sequence of one-key mappings (2M mappings)
   big-16mb.yaml         16 MiB of ordinary Deployments (read and checked in full)
 """
 
@@ -81,6 +82,11 @@ def wide_flow():
     return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: wide}\nx: [" + "0," * (n - 1) + "0]\n"
 
 
+def tiny_maps():
+    n = 2 * MIB
+    return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: maps}\nx: [" + "{a: 1}," * (n - 1) + "{a: 1}]\n"
+
+
 def deployment(i):
     env = "".join(
         "        - name: SETTING_%d\n          value: \"value-%d-%d\"\n" % (k, i, k) for k in range(40)
@@ -120,6 +126,7 @@ FILES = {
     "big-scalar-ok.yaml": lambda: wrap(configmap("big", 5 * MIB // 2)),
     "many-documents.yaml": many_documents,
     "wide-flow.yaml": lambda: wrap(wide_flow()),
+    "tiny-maps.yaml": lambda: wrap(tiny_maps()),
     "big-16mb.yaml": big_16mb,
 }
 

@@ -394,6 +394,50 @@ fn modules_give_the_native_results() {
     assert_eq!(n["summary"], w["summary"]);
 }
 
+/// With `mutate: true` in the config, `check` answers as the admission chain would: what the
+/// policy can repair is accepted (patched), natively and through the module alike; what it
+/// cannot (`runAsUser: 0`) is still reported.
+#[cfg(feature = "host")]
+#[test]
+fn mutating_settings_accept_what_the_policy_repairs_natively_and_through_the_module() {
+    let dir = workspace("mutating");
+    let repairable = "apiVersion: v1\nkind: Pod\nmetadata: {name: bare, namespace: shop}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";
+    std::fs::write(dir.join("bare.yaml"), repairable).unwrap();
+    let before = json(&run_in(&dir, &["check", "-f", "json", "."], None));
+    let reported = |v: &Value, name: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == name)
+    };
+    assert!(reported(&before, "bare"), "{before}");
+    let mut config = only("run-as-non-root");
+    config.push_str("  run-as-non-root:\n    settings: {mutate: true}\n");
+    std::fs::write(dir.join(".stackguard.yaml"), config).unwrap();
+    let native = json(&run_in(&dir, &["check", "-f", "json", "."], None));
+    assert!(!reported(&native, "bare"), "{native}");
+    assert!(
+        reported(&native, "api"),
+        "runAsUser: 0 is never repaired: {native}"
+    );
+    let module = root().join("dist/run-as-non-root.wasm");
+    let wasm = json(&run_in(
+        &dir,
+        &[
+            "check",
+            "-f",
+            "json",
+            ".",
+            "--policy",
+            &module.to_string_lossy(),
+        ],
+        None,
+    ));
+    assert_eq!(native["findings"], wasm["findings"]);
+    assert_eq!(native["summary"], wasm["summary"]);
+}
+
 /// Every compiled module in dist/ agrees with the native registry on the example stacks.
 #[cfg(feature = "host")]
 #[test]

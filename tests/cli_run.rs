@@ -194,3 +194,42 @@ fn host_calls_are_answered_from_context_or_a_replayed_session() {
     ]);
     assert!(!ok);
 }
+
+/// The README's mutating example: with `mutate: true` the answer carries the JSONPatch as
+/// policy-server sends it; without, the same request is denied and nothing is patched.
+#[test]
+fn mutation_is_answered_with_a_base64_json_patch() {
+    use base64::Engine;
+    let m = module();
+    let request = data("request-mutate.yaml");
+    let (code, stdout, stderr) = run(&[
+        "run",
+        &m,
+        "-r",
+        &request,
+        "--settings-json",
+        r#"{"mutate": true}"#,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["uid"], "req-mutate");
+    assert_eq!(v["allowed"], true);
+    assert_eq!(v["patchType"], "JSONPatch");
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(v["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: Value = serde_json::from_slice(&patch).unwrap();
+    assert_eq!(
+        patch,
+        serde_json::json!([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {
+            "runAsNonRoot": true, "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}])
+    );
+    let (code, stdout, _) = run(&["run", &m, "-r", &request]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["allowed"], false);
+    assert!(
+        v.get("patch").is_none() && v.get("patchType").is_none(),
+        "{v}"
+    );
+}

@@ -238,6 +238,68 @@ fn a_cluster_admission_policy_per_policy_matching_its_metadata() {
     }
 }
 
+/// `deploy/kubewarden/components/mutating` applied to the policies as kustomize applies it (its
+/// RFC 6902 patches, by the json-patch crate): exactly the three workload policies become
+/// mutating (`mutating: true` in the policy, `mutate: true` in its settings, a policy whose
+/// `metadata.yml` says it mutates), their settings are valid, and `overlays/mutating` uses it.
+/// Under those settings the reference stack is accepted as it is, without a patch.
+#[test]
+fn the_mutating_component_switches_the_workload_policies_to_mutation() {
+    let dir = deploy_dir().join("kubewarden");
+    let component = &read_objects(&dir.join("components/mutating/kustomization.yaml")).unwrap()[0];
+    assert_eq!(component.kind(), "Component");
+    let mut caps = policy_objects();
+    let mut switched = BTreeSet::new();
+    for p in component.object["patches"].as_array().unwrap() {
+        let target = &p["target"];
+        assert_eq!(target["kind"], "ClusterAdmissionPolicy");
+        let cap = caps
+            .iter_mut()
+            .find(|c| c.name() == target["name"])
+            .unwrap_or_else(|| panic!("no policy {}", target["name"]));
+        let ops = stackguard::yaml::value(p["patch"].as_str().unwrap()).unwrap();
+        let patch: json_patch::Patch = serde_json::from_value(ops).unwrap();
+        json_patch::patch(&mut cap.object, &patch)
+            .unwrap_or_else(|e| panic!("{}: the patch does not apply: {e}", cap.name()));
+        switched.insert(cap.name().to_string());
+    }
+    let expected: BTreeSet<String> = ["run-as-non-root", "resource-limits", "pod-anti-affinity"]
+        .map(String::from)
+        .into();
+    assert_eq!(switched, expected);
+    let mut objects: Vec<Manifest> = stack().objects;
+    objects.extend(stack().secret_templates);
+    let store = ObjectStore::new();
+    for cap in &caps {
+        let name = cap.name();
+        let spec = &cap.object["spec"];
+        let mutating = switched.contains(name);
+        assert_eq!(spec["mutating"], mutating, "{name}");
+        let entry = policies::find(name).unwrap();
+        let meta = Metadata::from_yaml(entry.metadata_yml, name).unwrap();
+        assert_eq!(meta.mutating, mutating, "{name}: metadata.yml mutating");
+        let policy = (entry.prepare)(Some(&spec["settings"].to_string()))
+            .unwrap_or_else(|e| panic!("{name}: settings of the mutating variant: {e}"));
+        if mutating {
+            assert_eq!(spec["settings"]["mutate"], true, "{name}");
+        }
+        for m in &objects {
+            let r = policies::respond_object(policy.as_ref(), &m.object, Operation::Create, &store);
+            assert!(
+                r.accepted && r.mutated_object.is_none(),
+                "{name} on {}: {r:?}",
+                m.id()
+            );
+        }
+    }
+    let overlay = &read_objects(&dir.join("overlays/mutating/kustomization.yaml")).unwrap()[0];
+    assert_eq!(overlay.object["resources"], serde_json::json!(["../.."]));
+    assert_eq!(
+        overlay.object["components"],
+        serde_json::json!(["../../components/mutating"])
+    );
+}
+
 /// Every rejection of `objects` by the six policies under the settings of
 /// `deploy/kubewarden/`, with `objects` as cluster state for context-aware rules.
 fn rejections(objects: &[Manifest]) -> Vec<(String, String)> {
@@ -347,14 +409,13 @@ fn manifests_validate_against_the_official_kubernetes_schemas() {
     for f in yaml_files(&deploy_dir()) {
         for (i, m) in read_objects(&f).unwrap().into_iter().enumerate() {
             let crd = CRD_KINDS.contains(&(m.api_version(), m.kind()));
-            if m.kind() == "Kustomization" || crd || m.object.get("$patch").is_some() {
+            let kustomize = m.api_version().starts_with("kustomize.config.k8s.io/");
+            if kustomize || crd || m.object.get("$patch").is_some() {
                 let why = match () {
                     _ if crd => {
                         "custom resource: no offline schema, its operator's CRD validates it"
                     }
-                    _ if m.kind() == "Kustomization" => {
-                        "kustomize configuration, not an API object"
-                    }
+                    _ if kustomize => "kustomize configuration, not an API object",
                     _ => "kustomize delete patch, not an object",
                 };
                 skipped.push(format!("{} {}: {why}", m.source, m.id()));

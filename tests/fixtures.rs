@@ -6,7 +6,7 @@
 //!
 //! ```yaml
 //! description: what the case shows
-//! expect: reject            # accept | reject
+//! expect: reject            # accept | reject | mutate
 //! message: [runAsUser: 0]   # fragments the rejection message must contain (string or list)
 //! warning: could not check  # optional fragment expected among the admission warnings
 //! forbidden: [s3cr3t]       # optional strings that must appear in no message or warning
@@ -16,6 +16,15 @@
 //!
 //! Document 2 is the object under review; documents 3 and later are cluster state, served to the
 //! module through the `kubernetes/get_resource` host capability and to native code as context.
+//! For `expect: mutate` document 3 is the object the policy must turn it into (accepted with a
+//! patch: the module's response as policy-server sends it has `patchType: JSONPatch`, and its
+//! patch applied to document 2 gives document 3; natively the same mutated object), and cluster
+//! state follows from document 4. Every other case must come back without a mutation.
+//!
+//! Every fixture of a mutating policy also runs with `mutate: true` added to its settings, through
+//! the module and natively (the same answer both ways), and must keep the mutation property of
+//! `support/mutation.rs` (fix-then-check: only rejected objects are mutated, only by additions,
+//! into objects the same policy accepts).
 //!
 //! `fixtures/<policy>/settings.yaml` lists settings cases (`settings`, `valid`, `message`,
 //! optionally `schemaGap`), each checked through the module's `validate_settings` and the native
@@ -23,20 +32,21 @@
 //!
 //! Modules run with only the host capabilities their `metadata.yml` declares.
 
+#[path = "support/mod.rs"]
+mod support;
+
+use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
-use stackguard::admission::{Op, request_for};
+use stackguard::admission::{Op, request_for, response};
 use stackguard::context::ObjectStore;
-use stackguard::host::{Host, HostData};
+use stackguard::host::{Evaluator, Host, HostData, ValidationResponse};
 use stackguard::policies;
 use stackguard_common::request::Operation;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use support::{module_path, root};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -90,16 +100,6 @@ fn load_docs(path: &Path) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()))
 }
 
-fn module_path(policy: &str) -> PathBuf {
-    let p = root().join("dist").join(format!("{policy}.wasm"));
-    assert!(
-        p.exists(),
-        "{} is missing: build the modules first with `make policies`",
-        p.display()
-    );
-    p
-}
-
 /// The `hostCapabilities` of a policy's metadata.yml.
 fn declared_capabilities(entry: &policies::Entry) -> Vec<String> {
     stackguard::metadata::Metadata::from_yaml(entry.metadata_yml, entry.name)
@@ -142,6 +142,18 @@ fn run_policy(policy: &str) -> usize {
         let object = docs
             .next()
             .unwrap_or_else(|| panic!("{name}: no object document"));
+        let (want_accept, patched) = match header.expect.as_str() {
+            "accept" => (true, None),
+            "reject" => (false, None),
+            "mutate" => (
+                true,
+                Some(
+                    docs.next()
+                        .unwrap_or_else(|| panic!("{name}: a mutate case needs document 3")),
+                ),
+            ),
+            other => panic!("{name}: expect must be accept, reject or mutate, not {other}"),
+        };
         let mut store = ObjectStore::new();
         docs.for_each(|d| store.insert(d));
         let store = Arc::new(store);
@@ -151,11 +163,6 @@ fn run_policy(policy: &str) -> usize {
             Op::Create => Operation::Create,
             Op::Update => Operation::Update,
             Op::Delete => Operation::Delete,
-        };
-        let want_accept = match header.expect.as_str() {
-            "accept" => true,
-            "reject" => false,
-            other => panic!("{name}: expect must be accept or reject, not {other}"),
         };
         if !want_accept && header.message.is_none() {
             panic!("{name}: a reject case needs a message fragment");
@@ -170,11 +177,8 @@ fn run_policy(policy: &str) -> usize {
                 declared_capabilities(entry),
             )
             .expect("instantiate");
-        let sv = eval
-            .validate_settings(&header.settings)
-            .expect("validate_settings");
-        assert!(sv.valid, "{name}: settings rejected: {:?}", sv.message);
-        let wasm = eval.validate(&request_for(&object, op, "fixture"), &header.settings);
+        let request = request_for(&object, op, "fixture");
+        let wasm = validate(&eval, &request, &header.settings, &name);
 
         // Natively.
         let prepared = (entry.prepare)(settings_text(&header.settings).as_deref())
@@ -208,6 +212,43 @@ fn run_policy(policy: &str) -> usize {
                 native.warnings
             ));
         }
+        if wasm.mutated_object != native.mutated_object {
+            problems.push(format!(
+                "module and native mutated objects differ:\n  module: {:?}\n  native: {:?}",
+                wasm.mutated_object, native.mutated_object
+            ));
+        }
+        match &patched {
+            Some(expected) => {
+                if native.mutated_object.as_ref() != Some(expected) {
+                    problems.push(format!(
+                        "native: mutated object is not document 3: {:?}",
+                        native.mutated_object
+                    ));
+                }
+                match patched_by_response(&request, &wasm) {
+                    Ok(Some(got)) if &got == expected => {}
+                    Ok(Some(got)) => {
+                        problems.push(format!("module: the JSONPatch gives {got}, not document 3"))
+                    }
+                    Ok(None) => problems.push("module: no patchType: JSONPatch".to_string()),
+                    Err(e) => problems.push(format!("module: bad patch: {e}")),
+                }
+            }
+            None => {
+                if let Ok(Some(_)) | Err(_) = patched_by_response(&request, &wasm) {
+                    problems.push("module: a patch for a case that expects none".to_string());
+                }
+            }
+        }
+        problems.extend(mutation_property(
+            entry,
+            &header.settings,
+            (&object, operation),
+            &store,
+            &eval,
+            &request,
+        ));
         let message = wasm.message.clone().unwrap_or_default();
         for frag in header
             .message
@@ -251,6 +292,76 @@ fn run_policy(policy: &str) -> usize {
         failures.join("\n")
     );
     files.len()
+}
+
+/// `validate_settings`, then `validate`, through the module.
+fn validate(eval: &Evaluator, request: &Value, settings: &Value, name: &str) -> ValidationResponse {
+    let sv = eval.validate_settings(settings).expect("validate_settings");
+    assert!(sv.valid, "{name}: settings rejected: {:?}", sv.message);
+    eval.validate(request, settings)
+}
+
+/// The object the AdmissionResponse policy-server would send patches the request's object into
+/// (`None`: no patch).
+fn patched_by_response(
+    request: &Value,
+    resp: &ValidationResponse,
+) -> Result<Option<Value>, String> {
+    let out = response(request, resp).map_err(|e| e.to_string())?;
+    let Some(b64) = out.get("patch").and_then(Value::as_str) else {
+        return match out.get("patchType") {
+            None => Ok(None),
+            Some(t) => Err(format!("patchType {t} without a patch")),
+        };
+    };
+    if out["patchType"] != "JSONPatch" {
+        return Err(format!("patchType is {}", out["patchType"]));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| e.to_string())?;
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let mut object = request["object"].clone();
+    json_patch::patch(&mut object, &patch).map_err(|e| e.to_string())?;
+    Ok(Some(object))
+}
+
+/// The fixture again with `mutate: true`: natively the mutation property holds, and the module
+/// gives the very same answer.
+fn mutation_property(
+    entry: &policies::Entry,
+    settings: &Value,
+    (object, operation): (&Value, Operation),
+    store: &ObjectStore,
+    eval: &Evaluator,
+    request: &Value,
+) -> Vec<String> {
+    let Some(pair) = support::mutation::prepare_pair(entry, settings) else {
+        return Vec::new();
+    };
+    let on_settings = &pair.on_settings;
+    let native = match support::mutation::check(
+        pair.off.as_ref(),
+        pair.on.as_ref(),
+        object,
+        operation,
+        store,
+    ) {
+        Ok(r) => r,
+        Err(e) => return vec![format!("with mutate: true: {e}")],
+    };
+    let wasm = eval.validate(request, on_settings);
+    let same = wasm.accepted == native.accepted
+        && wasm.message == native.message
+        && wasm.warnings.unwrap_or_default() == native.warnings
+        && wasm.mutated_object == native.mutated_object;
+    if same {
+        Vec::new()
+    } else {
+        vec![format!(
+            "with mutate: true the module and native answers differ (native: {native:?})"
+        )]
+    }
 }
 
 /// `fixtures/<policy>/settings.yaml` through the module and natively.

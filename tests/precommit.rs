@@ -1,7 +1,10 @@
-//! The pre-commit hook for real: install `pre-commit` from PyPI into a venv under target/,
+//! The pre-commit hooks for real: install `pre-commit` from PyPI into a venv under target/,
 //! make a scratch git repository, run `pre-commit try-repo <this clone> stackguard` and check
-//! that a bad manifest fails the hook with our message and the fixed one passes. The first run
-//! builds the lean hook (`cargo install --path .`): its duration is printed (the README quotes it).
+//! that a bad manifest fails the hook with our message and the fixed one passes; then
+//! `stackguard-fix`: it fixes a manifest in place and fails the commit because it changed it (as
+//! `end-of-file-fixer` does), and passes once nothing is left to fix. The first run builds the
+//! lean hook (`cargo install --path .`): its duration is printed (the README quotes it). Both
+//! hooks run in one test so that they share that build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,7 +57,7 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 #[test]
-fn hook_fails_a_bad_manifest_and_passes_the_fixed_one() {
+fn hooks_check_and_fix_manifests() {
     let pre_commit = pre_commit();
     let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("precommit-repo");
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("precommit-home");
@@ -78,14 +81,14 @@ fn hook_fails_a_bad_manifest_and_passes_the_fixed_one() {
     std::fs::write(work.join(".stackguard.yaml"), config).unwrap();
     git(&work, &["add", "."]);
 
-    let try_repo = |label: &str| {
+    let try_repo_hook = |hook: &str, label: &str| {
         let started = Instant::now();
         let (ok, out) = sh(
             &work,
             Command::new(&pre_commit)
                 .args(["try-repo"])
                 .arg(root())
-                .args(["stackguard", "--all-files", "--color=never"])
+                .args([hook, "--all-files", "--color=never"])
                 // A private cache: the first run really builds the hook.
                 .env("PRE_COMMIT_HOME", &home),
         );
@@ -95,6 +98,7 @@ fn hook_fails_a_bad_manifest_and_passes_the_fixed_one() {
         );
         (ok, out)
     };
+    let try_repo = |label: &str| try_repo_hook("stackguard", label);
 
     let (ok, out) = try_repo("first run: builds the hook");
     assert!(!ok, "the hook must fail on a root container:\n{out}");
@@ -113,4 +117,46 @@ fn hook_fails_a_bad_manifest_and_passes_the_fixed_one() {
     let (ok, out) = try_repo("second run: cached when the clone is clean");
     assert!(ok, "the fixed manifest must pass:\n{out}");
     assert!(out.contains("Passed"), "{out}");
+
+    // stackguard-fix: the Deployment without allowPrivilegeEscalation and capabilities.
+    let unfixed = bad.replace("runAsUser: 0", "runAsNonRoot: true").replace(
+        "          securityContext:\n            allowPrivilegeEscalation: false\n            capabilities:\n              drop: [ALL]",
+        "          ports:\n            - containerPort: 8080",
+    );
+    assert_ne!(unfixed, bad);
+    std::fs::write(work.join("app.yaml"), &unfixed).unwrap();
+    git(&work, &["add", "."]);
+    let (ok, out) = try_repo_hook("stackguard-fix", "stackguard-fix: fixes the file");
+    assert!(
+        !ok,
+        "the fix hook must fail the commit when it changed a file:\n{out}"
+    );
+    assert!(out.contains("files were modified by this hook"), "{out}");
+    let fixed = std::fs::read_to_string(work.join("app.yaml")).unwrap();
+    let docs = stackguard::yaml::values(&fixed).unwrap();
+    assert_eq!(
+        docs[1]["spec"]["template"]["spec"]["containers"][0]["securityContext"],
+        serde_json::json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+        "{fixed}"
+    );
+    // Every original line is still there, in order: only additions.
+    let mut rest = fixed.lines();
+    for line in unfixed.lines() {
+        assert!(
+            rest.any(|l| l == line),
+            "line lost or changed: {line:?}\n{fixed}"
+        );
+    }
+    git(&work, &["add", "."]);
+    let (ok, out) = try_repo_hook("stackguard-fix", "stackguard-fix: nothing left to fix");
+    assert!(ok, "nothing left to fix, the fix hook passes:\n{out}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("app.yaml")).unwrap(),
+        fixed
+    );
+    let (ok, out) = try_repo("stackguard on the fixed file");
+    assert!(
+        ok,
+        "the check hook passes on what the fix hook wrote:\n{out}"
+    );
 }

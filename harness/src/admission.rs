@@ -121,6 +121,54 @@ pub fn unwrap_review(v: Value) -> Value {
     }
 }
 
+/// The AdmissionResponse policy-server sends for a module's `ValidationResponse`, computed as
+/// policy-evaluator does: a mutated object becomes an RFC 6902 JSONPatch from the request's
+/// object (json-patch's `diff`), serialised and base64-encoded, with `patchType: JSONPatch`; a
+/// mutated object identical to the request's is no patch; a mutation of a request without an
+/// object (DELETE) is refused.
+#[cfg(feature = "host")]
+pub fn response(
+    request: &Value,
+    resp: &crate::host::ValidationResponse,
+) -> Result<Value, serde_json::Error> {
+    use base64::Engine;
+    let uid = request.get("uid").cloned().unwrap_or(json!(""));
+    let object = request.get("object").filter(|o| !o.is_null());
+    let mut out = json!({"uid": uid, "allowed": resp.accepted});
+    let status =
+        |message: &str, code: Option<u16>| json!({"message": message, "code": code.unwrap_or(400)});
+    match (&resp.mutated_object, object) {
+        (Some(_), None) => {
+            out["allowed"] = json!(false);
+            out["status"] = status(
+                "Incoming object is null, which happens only with DELETE operations, but the \
+                 policy is attempting a mutation. This is not allowed",
+                None,
+            );
+            return Ok(out);
+        }
+        (Some(mutated), Some(object)) => {
+            let patch = json_patch::diff(object, mutated);
+            if !patch.0.is_empty() {
+                let text = serde_json::to_string(&patch)?;
+                out["patchType"] = json!("JSONPatch");
+                out["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+            }
+        }
+        (None, _) => {}
+    }
+    if resp.message.is_some() || resp.code.is_some() {
+        out["status"] = status(resp.message.as_deref().unwrap_or(""), resp.code);
+    }
+    if let Some(w) = &resp.warnings {
+        out["warnings"] = json!(w);
+    }
+    if let Some(a) = &resp.audit_annotations {
+        out["auditAnnotations"] = json!(a);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

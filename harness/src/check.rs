@@ -12,7 +12,7 @@ use crate::report::{self, Format, Report};
 use anyhow::{Result, anyhow};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -45,29 +45,23 @@ pub enum Color {
     Never,
 }
 
-/// Run `check`; returns the exit code. An `Err` is a usage or config error (exit 2).
-pub fn main(args: Args) -> Result<i32> {
-    let config = match &args.config {
-        Some(p) => Config::load(p)?,
-        None => {
-            let p = std::path::Path::new(config::DEFAULT_FILE);
-            if p.exists() {
-                Config::load(p)?
-            } else {
-                Config::default()
+impl Color {
+    /// Colour stdout? `auto`: only on a terminal, unless NO_COLOR is set.
+    pub fn enabled(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
             }
         }
-    };
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
-    };
-    let (inputs, missing) = manifest::discover(&paths, &config.exclude);
-    if !missing.is_empty() {
-        let text: Vec<String> = missing.iter().map(ToString::to_string).collect();
-        return Err(anyhow!(text.join("\n")));
     }
+}
+
+/// Run `check`; returns the exit code. An `Err` is a usage or config error (exit 2).
+pub fn main(args: Args) -> Result<i32> {
+    let config = load_config(args.config.as_deref())?;
+    let inputs = inputs(&args.paths, &config)?;
 
     let started = Instant::now();
     let loaded = load(&inputs);
@@ -86,11 +80,7 @@ pub fn main(args: Args) -> Result<i32> {
     let findings = engine.check(&loaded.objects, &config);
     let report = build_report(&loaded, &engine, findings);
 
-    let color = match args.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
+    let color = args.color.enabled();
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = out.write_all(report.render(args.format, color).as_bytes());
@@ -102,20 +92,68 @@ pub fn main(args: Args) -> Result<i32> {
     })
 }
 
-/// Entry point of the lean `stackguard-hook` binary: `stackguard check`, nothing else.
+/// The config `--config` names, else `.stackguard.yaml` in the current directory if present,
+/// else the defaults.
+pub fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Config::load(p),
+        None => {
+            let p = Path::new(config::DEFAULT_FILE);
+            if p.exists() {
+                Config::load(p)
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+/// The inputs `paths` name (default: the current directory) minus the config's excludes; a
+/// path that does not exist is a usage error.
+pub fn inputs(paths: &[PathBuf], config: &Config) -> Result<Vec<Input>> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    };
+    let (inputs, missing) = manifest::discover(&paths, &config.exclude);
+    if !missing.is_empty() {
+        let text: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        return Err(anyhow!(text.join("\n")));
+    }
+    Ok(inputs)
+}
+
+/// Entry point of the lean `stackguard-hook` binary: `stackguard check` (the default), or
+/// `stackguard fix` as `stackguard-hook fix …` (the `stackguard-fix` pre-commit hook).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn hook_main() -> i32 {
     #[derive(clap::Parser)]
     #[command(
         name = "stackguard-hook",
         version,
-        about = "stackguard check for pre-commit: check manifests against the stackguard policies"
+        about = "stackguard check for pre-commit: check manifests against the stackguard policies \
+                 (`stackguard-hook fix …`: fix them)",
+        args_conflicts_with_subcommands = true
     )]
     struct Hook {
+        #[command(subcommand)]
+        fix: Option<HookCommand>,
         #[command(flatten)]
         args: Args,
     }
+    #[derive(clap::Subcommand)]
+    enum HookCommand {
+        /// Fill in what the mutating policies would, in place (stackguard fix); exit 1 when
+        /// something changed or findings remain.
+        Fix(crate::fix::Args),
+    }
     let hook = <Hook as clap::Parser>::parse();
-    match main(hook.args) {
+    let result = match hook.fix {
+        Some(HookCommand::Fix(args)) => crate::fix::main(args),
+        None => main(hook.args),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

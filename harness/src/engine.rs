@@ -10,7 +10,7 @@ use crate::metadata::Metadata;
 use crate::policies;
 use anyhow::{Result, anyhow};
 use serde_json::Value;
-use stackguard_common::policy::Prepared;
+use stackguard_common::policy::{Mutation, Prepared};
 use stackguard_common::request::{Object as ReqObject, Operation, Request};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -52,6 +52,14 @@ pub struct Finding {
     /// Field path inside the object, when the policy names one.
     pub path: Option<String>,
     pub message: String,
+}
+
+/// An object as the mutating policies repaired it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repair {
+    pub object: Value,
+    /// The policies (indices into [`Engine::policies`]) that changed it, in the order they ran.
+    pub by: Vec<usize>,
 }
 
 enum Backend {
@@ -109,18 +117,22 @@ impl Engine {
         })
     }
 
+    /// The policies (indices) that review `o`: their `metadata.yml` rules match it as a
+    /// CREATE and no exemption of the config skips it.
+    fn applicable(&self, o: &Object, config: &Config) -> Vec<usize> {
+        (0..self.policies.len())
+            .filter(|&p| {
+                let info = &self.policies[p];
+                info.metadata.matches(o.api_version(), o.kind(), "CREATE")
+                    && !config.exempt(&info.name, o)
+            })
+            .collect()
+    }
+
     /// Evaluate every object; findings come back in object order.
     pub fn check(&self, objects: &[Object], config: &Config) -> Vec<Finding> {
         let store = self.cluster_state(objects);
-        let applicable = |o: &Object| -> Vec<usize> {
-            (0..self.policies.len())
-                .filter(|&p| {
-                    let info = &self.policies[p];
-                    info.metadata.matches(o.api_version(), o.kind(), "CREATE")
-                        && !config.exempt(&info.name, o)
-                })
-                .collect()
-        };
+        let applicable = |o: &Object| self.applicable(o, config);
         let per_object: Vec<Vec<Finding>> = match &self.backend {
             Backend::Native(prepared) => par_map(
                 objects,
@@ -128,12 +140,16 @@ impl Engine {
                 |_, i, o| {
                     let mut out = Vec::new();
                     for p in applicable(o) {
-                        let (verdict, _) = policies::evaluate_object(
+                        // As the module answers: a policy whose settings say `mutate: true`
+                        // accepts what it can repair (the cluster would admit it patched).
+                        let verdict = policies::admit_object(
                             prepared[p].as_ref(),
                             &o.value,
                             Operation::Create,
                             &store,
-                        );
+                            Mutation::AsConfigured,
+                        )
+                        .verdict;
                         out.extend(verdict.findings.into_iter().map(|f| Finding {
                             object: i,
                             policy: p,
@@ -170,6 +186,47 @@ impl Engine {
         per_object.into_iter().flatten().collect()
     }
 
+    /// Every object repaired by the mutating policies that review it, one after the other in
+    /// policy order (as the API server calls mutating webhooks in turn), each filling in what it
+    /// finds missing whatever its `mutate` setting (fixing is what was asked for); `None` where
+    /// no policy changed the object. Native policies only (modules: an error).
+    pub fn fix(&self, objects: &[Object], config: &Config) -> Result<Vec<Option<Repair>>> {
+        let Backend::Native(prepared) = &self.backend else {
+            return Err(anyhow!(
+                "fix applies the built-in policies only (no --policy modules)"
+            ));
+        };
+        let store = self.cluster_state(objects);
+        Ok(par_map(
+            objects,
+            || (),
+            |_, _, o| {
+                let mut repair: Option<Repair> = None;
+                for p in self.applicable(o, config) {
+                    if !prepared[p].mutating() {
+                        continue;
+                    }
+                    let current = repair.as_ref().map_or(&o.value, |r| &r.object);
+                    let admission = policies::admit_object(
+                        prepared[p].as_ref(),
+                        current,
+                        Operation::Create,
+                        &store,
+                        Mutation::Always,
+                    );
+                    if let Some(object) = admission.mutated {
+                        let by = repair.take().map(|r| r.by).unwrap_or_default();
+                        repair = Some(Repair {
+                            object,
+                            by: [by, vec![p]].concat(),
+                        });
+                    }
+                }
+                repair
+            },
+        ))
+    }
+
     /// The objects context-aware policies may look up: only the kinds their metadata declares
     /// (as policy-server allows), so plain runs copy nothing.
     fn cluster_state(&self, objects: &[Object]) -> ObjectStore {
@@ -194,7 +251,7 @@ impl Engine {
     }
 }
 
-/// The request a policy sees for a manifest, as `evaluate_object` builds it.
+/// The request a policy sees for a manifest, as `policies::admit_object` builds it.
 fn object_ref(o: &Object) -> String {
     let req = Request {
         operation: Operation::Create,

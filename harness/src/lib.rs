@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod context;
 pub mod engine;
+pub mod fix;
 pub mod manifest;
 pub mod metadata;
 pub mod policies;

@@ -19,6 +19,9 @@ struct Cli {
 enum Command {
     /// Check manifests (files, directories, `-` for stdin) against the policies.
     Check(cmd::check::Args),
+    /// Fill in what the mutating policies would (securityContext, resources, anti-affinity) in
+    /// manifest files, in place with minimal edits; `--diff` shows the changes instead.
+    Fix(cmd::fix::Args),
     /// Serve the browser playground on 127.0.0.1 (build it first: `make playground`).
     Playground(cmd::playground::Args),
     /// Evaluate one admission request with a waPC policy module (like `kwctl run`).
@@ -57,6 +60,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(a) => cmd::check::main(a),
+        Command::Fix(a) => cmd::fix::main(a),
         Command::Playground(a) => cmd::playground::main(a),
         #[cfg(feature = "host")]
         Command::Run(a) => cmd::run::main(a),

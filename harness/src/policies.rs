@@ -77,9 +77,9 @@ pub fn find(name: &str) -> Option<&'static Entry> {
 }
 
 use serde_json::Value;
-use stackguard_common::policy::{Response, respond};
+use stackguard_common::ClusterContext;
+use stackguard_common::policy::{Admission, Mutation, Response};
 use stackguard_common::request::{Object, Operation, Request};
-use stackguard_common::{ClusterContext, ObjectRef, Verdict};
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     path.iter()
@@ -88,31 +88,36 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
         .unwrap_or("")
 }
 
-/// Evaluate a manifest natively, as if it were admitted with `operation`. The object reference
-/// is `None` when the policy does not apply.
-pub fn evaluate_object(
-    policy: &dyn Prepared,
-    object: &Value,
-    operation: Operation,
-    ctx: &dyn ClusterContext,
-) -> (Verdict, Option<ObjectRef>) {
-    let req = Request {
+/// The request the API server would send for a manifest, as if admitted with `operation`.
+fn request_for(object: &Value, operation: Operation) -> Request<'_> {
+    Request {
         operation,
         kind: str_at(object, &["kind"]),
         namespace: str_at(object, &["metadata", "namespace"]),
         name: str_at(object, &["metadata", "name"]),
         object: Object::Value(object),
-    };
-    policy.evaluate(&req, ctx)
+    }
 }
 
-/// The response the policy module gives for the same object, message rendering included.
+/// Evaluate a manifest and, for a mutating policy, repair it (the mutated object, if any, is in
+/// the result).
+pub fn admit_object(
+    policy: &dyn Prepared,
+    object: &Value,
+    operation: Operation,
+    ctx: &dyn ClusterContext,
+    mutation: Mutation,
+) -> Admission {
+    policy.admit(&request_for(object, operation), ctx, mutation)
+}
+
+/// The response the policy module gives for the same object, message rendering and mutation
+/// (as the policy's settings say) included.
 pub fn respond_object(
     policy: &dyn Prepared,
     object: &Value,
     operation: Operation,
     ctx: &dyn ClusterContext,
 ) -> Response {
-    let (verdict, object_ref) = evaluate_object(policy, object, operation, ctx);
-    respond(verdict, object_ref.as_ref())
+    admit_object(policy, object, operation, ctx, Mutation::AsConfigured).respond()
 }

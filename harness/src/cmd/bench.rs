@@ -144,10 +144,9 @@ fn targets(args: &Args, config: &Config, store: &Arc<ObjectStore>) -> Result<Vec
 
 fn evaluate(target: &Target, case: &Case, store: &ObjectStore) -> bool {
     match target {
+        // As the module answers: with the mutation its settings ask for.
         Target::Native(p) => {
-            policies::evaluate_object(p.as_ref(), &case.object, case.operation, store)
-                .0
-                .accepted()
+            policies::respond_object(p.as_ref(), &case.object, case.operation, store).accepted
         }
         Target::Module(eval, settings) => eval.validate(&case.request, settings).accepted,
     }

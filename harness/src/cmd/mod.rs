@@ -11,6 +11,7 @@ pub mod check;
 pub mod deploy;
 #[cfg(feature = "deploy")]
 pub mod down;
+pub mod fix;
 #[cfg(feature = "schema")]
 pub mod generate;
 pub mod playground;

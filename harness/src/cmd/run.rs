@@ -1,5 +1,6 @@
 //! `stackguard run`: evaluate one request with a waPC policy module, like `kwctl run`.
-//! Prints the AdmissionResponse JSON on stdout (logs on stderr); exit 0 for allow and deny.
+//! Prints the AdmissionResponse JSON on stdout (logs on stderr), with the `patchType: JSONPatch`
+//! and base64 `patch` policy-server sends when the policy mutates; exit 0 for allow and deny.
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -116,20 +117,7 @@ pub fn main(args: Args) -> Result<i32> {
     if let Some(n) = replay.map(|s| s.remaining()).filter(|&n| n > 0) {
         eprintln!("warning: {n} recorded host-capability exchange(s) were not replayed");
     }
-    let uid = request
-        .get("uid")
-        .cloned()
-        .unwrap_or(Value::String(String::new()));
-    let mut out = serde_json::json!({
-        "uid": uid,
-        "allowed": resp.accepted,
-    });
-    if let Some(msg) = resp.message {
-        out["status"] = serde_json::json!({"message": msg, "code": resp.code.unwrap_or(400)});
-    }
-    if let Some(w) = resp.warnings {
-        out["warnings"] = serde_json::json!(w);
-    }
+    let out = stackguard::admission::response(&request, &resp)?;
     println!("{}", serde_json::to_string(&out)?);
     Ok(0)
 }

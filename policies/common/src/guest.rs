@@ -39,20 +39,27 @@ pub fn register<P: Policy>() {
     wapc_guest::register_function("validate", validate::<P>);
 }
 
+/// The SDK's `ValidationResponse`. A mutation is answered by the SDK's own `mutate_request`
+/// (accepted, the whole mutated object; policy-server computes the JSONPatch from it), unless
+/// there are warnings to carry along.
 fn validate<P: Policy>(payload: &[u8]) -> CallResult {
     let Response {
         accepted,
         message,
         warnings,
+        mutated_object,
     } = validate_payload::<P>(payload, context::<P>());
-    Ok(serde_json::to_vec(&ValidationResponse {
-        accepted,
-        message,
-        code: None,
-        mutated_object: None,
-        audit_annotations: None,
-        warnings: (!warnings.is_empty()).then_some(warnings),
-    })?)
+    match mutated_object {
+        Some(mutated) if warnings.is_empty() => kubewarden_policy_sdk::mutate_request(mutated),
+        mutated_object => Ok(serde_json::to_vec(&ValidationResponse {
+            accepted,
+            message,
+            code: None,
+            mutated_object,
+            audit_annotations: None,
+            warnings: (!warnings.is_empty()).then_some(warnings),
+        })?),
+    }
 }
 
 fn validate_settings<P: Policy>(payload: &[u8]) -> CallResult {

@@ -10,6 +10,7 @@ pub mod de;
 pub mod glob;
 pub mod jsonpath;
 pub mod mounts;
+pub mod mutate;
 pub mod policy;
 pub mod quantity;
 pub mod redisconf;

@@ -29,6 +29,20 @@ pub trait Policy {
 
     /// Evaluate one object (never DELETE, never a missing object).
     fn evaluate(req: &Request<'_>, settings: &Self::Settings, ctx: &dyn ClusterContext) -> Verdict;
+
+    /// The policy's `mutate` setting; `None` for a policy that only validates.
+    fn mutate_setting(_settings: &Self::Settings) -> Option<bool> {
+        None
+    }
+}
+
+/// When a mutating policy repairs what it rejects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// As its `mutate` setting says (the admission chain).
+    AsConfigured,
+    /// Whatever the setting says (`stackguard fix`: fixing is what was asked for).
+    Always,
 }
 
 /// Parse and validate settings (`null` or absent means defaults).
@@ -48,6 +62,9 @@ pub struct Response {
     pub accepted: bool,
     pub message: Option<String>,
     pub warnings: Vec<String>,
+    /// The whole object with the policy's fill-ins, when it mutated the request (policy-server
+    /// turns it into a JSONPatch).
+    pub mutated_object: Option<serde_json::Value>,
 }
 
 impl Response {
@@ -62,7 +79,7 @@ impl Response {
         Response {
             accepted: false,
             message: Some(message),
-            warnings: Vec::new(),
+            ..Default::default()
         }
     }
 }
@@ -83,6 +100,55 @@ pub fn evaluate<P: Policy>(
         return (Verdict::accept(), None);
     }
     (P::evaluate(req, settings, ctx), Some(object_ref(req)))
+}
+
+/// The outcome of one admission: the verdict, the object it is about (`None` when the policy
+/// does not apply), and the mutated object when the policy repaired it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    pub verdict: Verdict,
+    pub object: Option<ObjectRef>,
+    pub mutated: Option<serde_json::Value>,
+}
+
+impl Admission {
+    /// The response policy-server returns.
+    pub fn respond(self) -> Response {
+        Response {
+            mutated_object: self.mutated,
+            ..respond(self.verdict, self.object.as_ref())
+        }
+    }
+}
+
+/// [`evaluate`], then, for a rejected object of a mutating policy, [`crate::mutate::repair`]:
+/// accepted with the mutated object when filling in what is missing makes the same policy accept
+/// it, else the original rejection with nothing patched.
+pub fn admit<P: Policy>(
+    req: Option<&Request<'_>>,
+    settings: &P::Settings,
+    ctx: &dyn ClusterContext,
+    mutation: Mutation,
+) -> Admission {
+    let (verdict, object) = evaluate::<P>(req, settings, ctx);
+    let wanted = match P::mutate_setting(settings) {
+        None => false,
+        Some(on) => on || mutation == Mutation::Always,
+    };
+    if let (Some(req), Some(_), false, true) = (req, &object, verdict.accepted(), wanted)
+        && let Some((mutated, verdict)) = crate::mutate::repair::<P>(req, &verdict, settings, ctx)
+    {
+        return Admission {
+            verdict,
+            object,
+            mutated: Some(mutated),
+        };
+    }
+    Admission {
+        verdict,
+        object,
+        mutated: None,
+    }
 }
 
 /// Kind, namespace and name for messages: from the request, else from `metadata`.
@@ -110,13 +176,14 @@ pub fn object_ref(req: &Request<'_>) -> ObjectRef {
     r
 }
 
-/// Turn a verdict into the response policy-server returns.
+/// Turn a verdict into the response policy-server returns (without a mutation).
 pub fn respond(verdict: Verdict, object: Option<&ObjectRef>) -> Response {
     let message = object.and_then(|o| verdict.message(o));
     Response {
         accepted: verdict.findings.is_empty(),
         message,
         warnings: verdict.warnings,
+        mutated_object: None,
     }
 }
 
@@ -135,18 +202,18 @@ pub fn validate_payload<P: Policy>(payload: &[u8], ctx: &dyn ClusterContext) -> 
         Err(e) => return Response::reject(e),
     };
     let req = parsed.request.as_request();
-    let (verdict, object) = evaluate::<P>(req.as_ref(), &settings, ctx);
-    respond(verdict, object.as_ref())
+    admit::<P>(req.as_ref(), &settings, ctx, Mutation::AsConfigured).respond()
 }
 
 /// A policy with parsed settings, usable behind `dyn` by the CLI.
 pub trait Prepared: Send + Sync {
     fn name(&self) -> &'static str;
     fn kinds(&self) -> &'static [&'static str];
-    /// Evaluate one object (same shared rules as [`evaluate`]); the object reference is `None`
-    /// when the policy does not apply to the request.
-    fn evaluate(&self, req: &Request<'_>, ctx: &dyn ClusterContext)
-    -> (Verdict, Option<ObjectRef>);
+    /// Evaluate one object (same shared rules as [`evaluate`]) and, for a mutating policy,
+    /// repair it (see [`admit`]); the object reference is `None` when the policy does not apply.
+    fn admit(&self, req: &Request<'_>, ctx: &dyn ClusterContext, mutation: Mutation) -> Admission;
+    /// Can this policy repair what it rejects (does it have a `mutate` setting)?
+    fn mutating(&self) -> bool;
     /// The settings in effect, as JSON (with every default filled in).
     fn settings(&self) -> serde_json::Value;
 }
@@ -166,12 +233,11 @@ where
     fn kinds(&self) -> &'static [&'static str] {
         P::KINDS
     }
-    fn evaluate(
-        &self,
-        req: &Request<'_>,
-        ctx: &dyn ClusterContext,
-    ) -> (Verdict, Option<ObjectRef>) {
-        evaluate::<P>(Some(req), &self.settings, ctx)
+    fn admit(&self, req: &Request<'_>, ctx: &dyn ClusterContext, mutation: Mutation) -> Admission {
+        admit::<P>(Some(req), &self.settings, ctx, mutation)
+    }
+    fn mutating(&self) -> bool {
+        P::mutate_setting(&self.settings).is_some()
     }
     fn settings(&self) -> serde_json::Value {
         serde_json::to_value(&self.settings).unwrap_or(serde_json::Value::Null)

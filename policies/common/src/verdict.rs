@@ -1,5 +1,6 @@
 //! What a rule says about one object.
 
+use crate::mutate::Fix;
 use serde::Serialize;
 
 /// One violation: the offending field path and a message that never contains a secret value.
@@ -26,6 +27,10 @@ pub struct Verdict {
     pub findings: Vec<Finding>,
     /// Admission warnings: returned to the client on acceptance as well as rejection.
     pub warnings: Vec<String>,
+    /// How to repair the findings that filling in a missing value repairs (applied only when
+    /// the policy mutates: see `mutate::repair`).
+    #[serde(skip)]
+    pub fixes: Vec<Fix>,
 }
 
 impl Verdict {
@@ -36,7 +41,7 @@ impl Verdict {
     pub fn reject(path: impl Into<String>, message: impl Into<String>) -> Self {
         Verdict {
             findings: vec![Finding::new(path, message)],
-            warnings: Vec::new(),
+            ..Default::default()
         }
     }
 
@@ -46,6 +51,12 @@ impl Verdict {
 
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.findings.push(Finding::new(path, message));
+    }
+
+    /// A finding that `fix` repairs.
+    pub fn push_fixable(&mut self, path: impl Into<String>, message: impl Into<String>, fix: Fix) {
+        self.push(path, message);
+        self.fixes.push(fix);
     }
 
     pub fn warn(&mut self, warning: impl Into<String>) {

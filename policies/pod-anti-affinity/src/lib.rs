@@ -8,14 +8,22 @@
 //! and a selector matching the pods counts too. A term that selects other pods does not count,
 //! and the message says why.
 //!
+//! Mutation (`mutate: true`): a workload that must spread and does not gets a
+//! `preferredDuringSchedulingIgnoredDuringExecution` term (weight 100, `defaultTopologyKey`)
+//! whose `matchLabels` are the pod template's own labels, without the per-revision labels
+//! controllers add (`pod-template-hash` and the like); existing terms are kept, ours is added
+//! beside them. A template without such labels cannot be fixed and stays a rejection.
+//!
 //! Not context-aware: a `namespaceSelector` is judged by the one label every namespace carries,
 //! `kubernetes.io/metadata.name`.
 
 pub mod settings;
 
 use serde::Deserialize;
+use serde_json::{Value, json};
 use settings::Settings;
 use stackguard_common::de::null_default;
+use stackguard_common::mutate::Fix;
 use stackguard_common::selector::{self, Labels, Operator, Requirement, Selection};
 use stackguard_common::workload::{
     Affinity, Container, LabelSelector, PodAffinityTerm, PodSpecView, TopologySpreadConstraint,
@@ -57,10 +65,18 @@ impl Policy for PodAntiAffinity {
         match check.candidates(&w) {
             Ok(()) => Verdict::accept(),
             Err(misses) => {
-                let mut v = Verdict::reject(
-                    format!("{}.affinity.podAntiAffinity", w.spec_path),
-                    check.summary(replicas),
-                );
+                let path = format!("{}.affinity.podAntiAffinity", w.spec_path);
+                let mut v = Verdict::accept();
+                match spreading_term(&w.pod_labels, &settings.default_topology_key) {
+                    Some(term) => {
+                        let fix = Fix::append(
+                            format!("{path}.preferredDuringSchedulingIgnoredDuringExecution"),
+                            term,
+                        );
+                        v.push_fixable(path, check.summary(replicas), fix);
+                    }
+                    None => v.push(path, check.summary(replicas)),
+                }
                 for (path, why) in misses {
                     v.push(path, format!("does not count: {why}"));
                 }
@@ -68,6 +84,44 @@ impl Policy for PodAntiAffinity {
             }
         }
     }
+
+    fn mutate_setting(settings: &Settings) -> Option<bool> {
+        Some(settings.mutate)
+    }
+}
+
+/// Labels that controllers add to the pods of one revision or one replica: a selector on them
+/// would not select the workload's other pods.
+const UNSTABLE_LABELS: &[&str] = &[
+    "pod-template-hash",
+    "controller-revision-hash",
+    "pod-template-generation",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+    "controller-uid",
+    "batch.kubernetes.io/controller-uid",
+    "job-name",
+    "batch.kubernetes.io/job-name",
+    "batch.kubernetes.io/job-completion-index",
+];
+
+/// What mutation adds: a preferred term (weight 100) keeping the pods apart on `topology_key`,
+/// selecting the pod template's own stable labels; `None` when the template has none.
+fn spreading_term(labels: &Labels, topology_key: &str) -> Option<Value> {
+    let stable: serde_json::Map<String, Value> = labels
+        .iter()
+        .filter(|(k, _)| !UNSTABLE_LABELS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+        .collect();
+    (!stable.is_empty()).then(|| {
+        json!({
+            "weight": 100,
+            "podAffinityTerm": {
+                "labelSelector": {"matchLabels": stable},
+                "topologyKey": topology_key,
+            },
+        })
+    })
 }
 
 /// The pod spec fields this policy reads: no containers at all.

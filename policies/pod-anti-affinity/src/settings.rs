@@ -34,6 +34,16 @@ pub struct Settings {
     ///
     /// A matching `topologySpreadConstraints` entry counts as spreading.
     pub accept_topology_spread_constraints: bool,
+    /// # Default topology key
+    ///
+    /// Topology key of the preferred term mutation adds; with `mutate: true` it must be one of
+    /// `topologyKeys`.
+    pub default_topology_key: String,
+    /// # Mutate
+    ///
+    /// Add a preferred anti-affinity term (weight 100, the pod template's own labels) instead of
+    /// rejecting (a mutating policy); `false`: validation only, exactly as without the setting.
+    pub mutate: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +56,8 @@ impl Default for Settings {
             ],
             require_hard: false,
             accept_topology_spread_constraints: true,
+            default_topology_key: "kubernetes.io/hostname".to_string(),
+            mutate: false,
         }
     }
 }
@@ -66,6 +78,22 @@ impl SettingsTrait for Settings {
         }
         if self.topology_keys.iter().any(|k| k.trim().is_empty()) {
             return Err("topologyKeys: an empty topology key is not allowed".to_string());
+        }
+        if self.mutate {
+            if self.require_hard {
+                return Err(
+                    "mutate: true adds a preferred term, which does not count with requireHard: true"
+                        .to_string(),
+                );
+            }
+            if !self.topology_keys.contains(&self.default_topology_key) {
+                return Err(format!(
+                    "defaultTopologyKey {:?} is not one of topologyKeys ({}): the term mutation \
+                     adds would not count",
+                    self.default_topology_key,
+                    self.topology_keys.join(", ")
+                ));
+            }
         }
         Ok(())
     }

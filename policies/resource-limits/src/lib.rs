@@ -4,12 +4,19 @@
 //! Quantities are compared exactly as Kubernetes `resource.Quantity` does (`500m` = `0.5`,
 //! `1Gi` ≠ `1G`, `1e9` = `1G`). Ephemeral containers are not checked: the API does not allow
 //! them to declare resources.
+//!
+//! Mutation (`mutate: true`): a missing limit the policy requires gets `defaultLimits`; a missing
+//! request gets `defaultRequests`, never above the container's limit (declared or filled in):
+//! then the limit, and without a default request the limit itself, as the API server defaults
+//! requests from limits. Declared values are never changed.
 
 pub mod settings;
 
 use serde::Deserialize;
+use serde_json::Value;
 use settings::Settings;
 use stackguard_common::de::{IntOrString, null_default};
+use stackguard_common::mutate::Fix;
 use stackguard_common::quantity::Spelled;
 use stackguard_common::workload::{
     ContainerRef, ContainerView, PodSpecView, ResourceRequirements, WORKLOAD_KINDS,
@@ -29,6 +36,10 @@ impl Policy for ResourceLimits {
         check_containers::<Spec>(req, &settings.exempt_images, |_, c, v| {
             check_container(c, settings, v)
         })
+    }
+
+    fn mutate_setting(settings: &Settings) -> Option<bool> {
+        Some(settings.mutate)
     }
 }
 
@@ -111,17 +122,38 @@ fn check_container(c: &ContainerRef<'_, Ctr>, s: &Settings, v: &mut Verdict) {
         let request = declared(c, "requests", resource, requests, v);
         let limit = declared(c, "limits", resource, limits, v);
         let path = |field: &str| format!("{}.resources.{field}.{resource}", c.path);
+        // What mutation fills in: the default limit where the limit is missing, and where the
+        // request is missing the default request, capped at the container's limit (declared or
+        // filled in), or else that limit, as the API server defaults requests from limits.
+        let fill_limit = match &limit {
+            Ok(None) if need_limit => s.default_limits.get(resource),
+            _ => None,
+        };
+        let effective_limit = match &limit {
+            Ok(Some(l)) => Some(l),
+            _ => fill_limit,
+        };
+        let fill_request = match (s.default_requests.get(resource), effective_limit) {
+            (Some(d), Some(l)) if l.value < d.value => Some(l),
+            (Some(d), _) => Some(d),
+            (None, l) => l,
+        };
+        let missing = |v: &mut Verdict, field: &str, fill: Option<&Spelled>| {
+            let message = format!("{who} declares no {field}.{resource}");
+            match fill {
+                Some(q) => v.push_fixable(
+                    path(field),
+                    message,
+                    Fix::default(path(field), Value::from(q.text.as_str())),
+                ),
+                None => v.push(path(field), message),
+            }
+        };
         if need_request && matches!(request, Ok(None)) {
-            v.push(
-                path("requests"),
-                format!("{who} declares no requests.{resource}"),
-            );
+            missing(v, "requests", fill_request);
         }
         if need_limit && matches!(limit, Ok(None)) {
-            v.push(
-                path("limits"),
-                format!("{who} declares no limits.{resource}"),
-            );
+            missing(v, "limits", fill_limit);
         }
         let (request, limit) = (request.ok().flatten(), limit.ok().flatten());
         if let (Some(req), Some(lim)) = (&request, &limit)

@@ -45,6 +45,21 @@ pub struct Settings {
         schemars(schema_with = "stackguard_common::schema::globs")
     )]
     pub exempt_images: Vec<String>,
+    /// # Default requests
+    ///
+    /// Requests filled in where a required request is missing (with `mutate: true`); never above
+    /// the container's own limit, and within `minRequests`…`defaultLimits`.
+    pub default_requests: Bounds,
+    /// # Default limits
+    ///
+    /// Limits filled in where a required limit is missing (with `mutate: true`); above zero,
+    /// within `defaultRequests`…`maxLimits`.
+    pub default_limits: Bounds,
+    /// # Mutate
+    ///
+    /// Fill in missing requests and limits from the defaults instead of rejecting (a mutating
+    /// policy); `false`: validation only, exactly as without the setting.
+    pub mutate: bool,
 }
 
 impl Default for Settings {
@@ -57,6 +72,9 @@ impl Default for Settings {
             max_limits: Bounds::default(),
             min_requests: Bounds::default(),
             exempt_images: Vec::new(),
+            default_requests: Bounds::default(),
+            default_limits: Bounds::default(),
+            mutate: false,
         }
     }
 }
@@ -116,6 +134,56 @@ impl SettingsTrait for Settings {
                 ));
             }
         }
+        self.validate_defaults()?;
         glob::validate_patterns("exemptImages", &self.exempt_images)
+    }
+}
+
+impl Settings {
+    /// Defaults must be values a container could keep: a default request within
+    /// `minRequests`…`maxLimits` and not above the default limit, a default limit above zero and
+    /// within `minRequests`…`maxLimits`.
+    fn validate_defaults(&self) -> Result<(), String> {
+        for resource in ["cpu", "memory"] {
+            let request = self.default_requests.get(resource);
+            let limit = self.default_limits.get(resource);
+            let min = self.min_requests.get(resource);
+            let max = self.max_limits.get(resource);
+            if let Some(r) = request
+                && r.value.is_negative()
+            {
+                return Err(format!(
+                    "defaultRequests.{resource} must not be negative, not {r}"
+                ));
+            }
+            if let Some(l) = limit
+                && l.value.nanos() <= 0
+            {
+                return Err(format!(
+                    "defaultLimits.{resource} must be above zero, not {l}"
+                ));
+            }
+            // Every pair of minRequests ≤ defaultRequests ≤ defaultLimits ≤ maxLimits.
+            let chain = [
+                ("minRequests", min),
+                ("defaultRequests", request),
+                ("defaultLimits", limit),
+                ("maxLimits", max),
+            ];
+            for (i, (low_name, low)) in chain.iter().enumerate() {
+                for (high_name, high) in &chain[i + 1..] {
+                    if let (Some(low), Some(high)) = (low, high)
+                        && low.value > high.value
+                    {
+                        return Err(format!(
+                            "{low_name}.{resource} ({low}) is above {high_name}.{resource} \
+                             ({high}): the settings must keep minRequests ≤ defaultRequests ≤ \
+                             defaultLimits ≤ maxLimits"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

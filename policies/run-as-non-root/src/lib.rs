@@ -8,12 +8,20 @@
 //! `capabilities.drop` must contain `ALL` exactly (case-sensitive, as PSS compares); Windows pods
 //! (`spec.os.name: windows`) are exempt from the Linux-only checks (privilege escalation,
 //! capabilities, read-only root filesystem), which the API forbids setting for them.
+//!
+//! Mutation (`mutate: true`): where the value is missing, `runAsNonRoot: true`,
+//! `allowPrivilegeEscalation: false` and `ALL` in `capabilities.drop` are filled in, in the
+//! container's own `securityContext` (the finding's path); a Windows pod gets only
+//! `runAsNonRoot`. A value the user wrote (`runAsUser: 0`, `runAsNonRoot: false`,
+//! `privileged: true`, `allowPrivilegeEscalation: true`) is never rewritten: it stays a rejection.
 
 pub mod settings;
 
 use serde::Deserialize;
+use serde_json::Value;
 use settings::Settings;
 use stackguard_common::de::null_default;
+use stackguard_common::mutate::Fix;
 use stackguard_common::workload::{
     ContainerRef, ContainerView, PodOs, PodSpecView, SecurityContext, WORKLOAD_KINDS, Workload,
     check_containers,
@@ -31,6 +39,10 @@ impl Policy for RunAsNonRoot {
         check_containers(req, &settings.exempt_images, |w, c, v| {
             check_container(w, c, settings, v)
         })
+    }
+
+    fn mutate_setting(settings: &Settings) -> Option<bool> {
+        Some(settings.mutate)
     }
 }
 
@@ -96,9 +108,15 @@ fn check_container(w: &Workload<Spec>, c: &ContainerRef<'_, Ctr>, s: &Settings, 
         .and_then(|s| s.run_as_non_root)
         .or_else(|| pod.and_then(|s| s.run_as_non_root));
 
+    let fill_non_root = || Fix::default(format!("{sc_path}.runAsNonRoot"), Value::Bool(true));
     match (&user, non_root) {
         (Some((0, path)), _) => v.push(path, format!("{who} runs as root (runAsUser: 0)")),
         (_, Some(true)) => {}
+        (_, None) if s.require_run_as_non_root => v.push_fixable(
+            format!("{sc_path}.runAsNonRoot"),
+            format!("{who} must set runAsNonRoot: true (container or pod securityContext)"),
+            fill_non_root(),
+        ),
         (_, _) if s.require_run_as_non_root => v.push(
             format!("{sc_path}.runAsNonRoot"),
             format!("{who} must set runAsNonRoot: true (container or pod securityContext)"),
@@ -108,9 +126,10 @@ fn check_container(w: &Workload<Spec>, c: &ContainerRef<'_, Ctr>, s: &Settings, 
             format!("{sc_path}.runAsNonRoot"),
             format!("{who} sets runAsNonRoot: false and no non-zero runAsUser"),
         ),
-        _ => v.push(
+        _ => v.push_fixable(
             format!("{sc_path}.runAsNonRoot"),
             format!("{who} may run as root: set runAsNonRoot: true or a runAsUser above 0"),
+            fill_non_root(),
         ),
     }
 
@@ -124,24 +143,26 @@ fn check_container(w: &Workload<Spec>, c: &ContainerRef<'_, Ctr>, s: &Settings, 
             format!("{who} is privileged"),
         );
     }
-    if linux
-        && s.disallow_privilege_escalation
-        && ctr_bool(|s| s.allow_privilege_escalation) != Some(false)
-    {
-        v.push(
-            format!("{sc_path}.allowPrivilegeEscalation"),
-            format!("{who} must set allowPrivilegeEscalation: false"),
-        );
+    if linux && s.disallow_privilege_escalation {
+        let path = format!("{sc_path}.allowPrivilegeEscalation");
+        let message = format!("{who} must set allowPrivilegeEscalation: false");
+        match ctr_bool(|s| s.allow_privilege_escalation) {
+            Some(false) => {}
+            Some(true) => v.push(path, message),
+            None => {
+                let fix = Fix::default(path.clone(), Value::Bool(false));
+                v.push_fixable(path, message, fix);
+            }
+        }
     }
     if linux && s.require_drop_all_capabilities {
         let drops_all = ctr
             .and_then(|s| s.capabilities.as_ref())
             .is_some_and(|caps| caps.drop.iter().any(|d| d == "ALL"));
         if !drops_all {
-            v.push(
-                format!("{sc_path}.capabilities.drop"),
-                format!("{who} must drop ALL capabilities"),
-            );
+            let path = format!("{sc_path}.capabilities.drop");
+            let fix = Fix::append(path.clone(), Value::from("ALL"));
+            v.push_fixable(path, format!("{who} must drop ALL capabilities"), fix);
         }
     }
     if linux

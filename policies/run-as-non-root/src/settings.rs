@@ -40,6 +40,12 @@ pub struct Settings {
         schemars(schema_with = "stackguard_common::schema::globs")
     )]
     pub exempt_images: Vec<String>,
+    /// # Mutate
+    ///
+    /// Fill in the missing `runAsNonRoot`, `allowPrivilegeEscalation` and `capabilities.drop`
+    /// instead of rejecting (a mutating policy); `false`: validation only, exactly as without
+    /// the setting. Explicit violations are never rewritten.
+    pub mutate: bool,
 }
 
 impl Default for Settings {
@@ -51,6 +57,7 @@ impl Default for Settings {
             require_drop_all_capabilities: true,
             require_read_only_root_filesystem: false,
             exempt_images: Vec::new(),
+            mutate: false,
         }
     }
 }

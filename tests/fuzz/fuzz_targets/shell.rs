@@ -7,6 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 use stackguard_common::shell;
+use std::collections::BTreeMap;
 use stackguard_fuzz::{config_map, deployment, evaluate_with};
 
 fuzz_target!(init: stackguard_fuzz::init("shell"), |data: &[u8]| {
@@ -15,9 +16,12 @@ fuzz_target!(init: stackguard_fuzz::init("shell"), |data: &[u8]| {
     };
     let lines = text.split('\n').count();
     let commands = shell::parse(text);
-    for input in shell::psql_inputs(&commands) {
-        assert!((1..=lines).contains(&input.line), "psql input line {} of {lines}", input.line);
-        let _ = stackguard_common::sql::scan(&input.sql);
+    let env = BTreeMap::from([("POSTGRES_DB".to_string(), "app".to_string())]);
+    for call in shell::psql_calls(&commands, &env) {
+        for (sql, line) in call.sql() {
+            assert!((1..=lines).contains(&line), "psql input line {line} of {lines}");
+            let _ = stackguard_common::sql::scan_shell(sql);
+        }
     }
     let init = json!({"stackguard.io/postgres-init": "true"});
     evaluate_with(

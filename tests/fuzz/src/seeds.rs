@@ -219,7 +219,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let files = manifest_files();
     let texts = |v: Vec<String>| v.into_iter().map(String::into_bytes).collect();
     match target {
-        "yaml" => files.iter().filter_map(|f| std::fs::read(f).ok()).collect(),
+        "yaml" | "fix" => files.iter().filter_map(|f| std::fs::read(f).ok()).collect(),
         "sql" => {
             let objects = objects(&files);
             let mut v = data_values(&objects, &[".sql"]);

@@ -6,9 +6,16 @@
 //! gets the hostile file plus `good.yaml`; a command that reads one admission request gets the
 //! request.
 //!
-//! Adding a command is one line of [`COMMANDS`]. Time and peak memory are measured, not
-//! asserted: `make bench-limits` (the ignored test `bench` below) runs every pair several times
-//! and writes the worst to `target/bench/limits.md`.
+//! The commands: `check` (native rules), `check --policy dist/*.wasm` (every module),
+//! `stackguard-hook`, `run` (a request through one module), `fix` (writes the files it fixes:
+//! each run gets fresh copies) and `stackguard-hook fix` (the `stackguard-fix` pre-commit hook).
+//! Adding a command is one line of [`COMMANDS`].
+//!
+//! `make test` runs every case once through `check`, `check --policy`, `fix` and `run` with
+//! the case's own module; the hook binaries (the same library code) and `run` with every
+//! module are left to the benchmark. Time and peak memory are measured, not asserted:
+//! `make bench-limits` (the ignored test `bench` below) runs every pair several times and
+//! writes the worst to `target/bench/limits.md`.
 //!
 //! The hostile inputs: the YAML reader's own (`tests/yaml/hostile.py`: alias bombs, deep
 //! nesting, huge scalars, 50,000 documents, 16 MiB files) and the rules' (3 MiB objects, the
@@ -37,19 +44,26 @@ enum Form {
 
 /// A command under test: its argv, with placeholders `{stackguard}`, `{hook}` (the binaries),
 /// `{modules}` (`--policy dist/<p>.wasm` for every policy), `{module}` (each policy module in
-/// turn: one run per module), `{inputs}` (the hostile file and `good.yaml`), `{input}`.
+/// turn: one run per module; in `make test` only the case's own module), `{inputs}` (the
+/// hostile file and `good.yaml`), `{input}`.
 struct Cmd {
     name: &'static str,
     form: Form,
     argv: &'static [&'static str],
+    /// Also in `make test` (else only in `make bench-limits`): the hook binaries run the very
+    /// library code of `check` and `fix` (and `tests/yaml_limits.rs` runs `stackguard-hook` on
+    /// the YAML reader's hostile files in `make test`).
+    in_test: bool,
 }
 
 #[rustfmt::skip]
 const COMMANDS: &[Cmd] = &[
-    Cmd { name: "check", form: Form::Manifests, argv: &["{stackguard}", "check", "--color", "never", "{inputs}"] },
-    Cmd { name: "stackguard-hook", form: Form::Manifests, argv: &["{hook}", "--color", "never", "{inputs}"] },
-    Cmd { name: "check --policy", form: Form::Manifests, argv: &["{stackguard}", "check", "--color", "never", "{modules}", "{inputs}"] },
-    Cmd { name: "run", form: Form::Request, argv: &["{stackguard}", "run", "--timeout", "60", "{module}", "-r", "{input}"] },
+    Cmd { name: "check", form: Form::Manifests, argv: &["{stackguard}", "check", "--color", "never", "{inputs}"], in_test: true },
+    Cmd { name: "stackguard-hook", form: Form::Manifests, argv: &["{hook}", "--color", "never", "{inputs}"], in_test: false },
+    Cmd { name: "check --policy", form: Form::Manifests, argv: &["{stackguard}", "check", "--color", "never", "{modules}", "{inputs}"], in_test: true },
+    Cmd { name: "run", form: Form::Request, argv: &["{stackguard}", "run", "--timeout", "60", "{module}", "-r", "{input}"], in_test: true },
+    Cmd { name: "fix", form: Form::Manifests, argv: &["{stackguard}", "fix", "--color", "never", "{inputs}"], in_test: true },
+    Cmd { name: "stackguard-hook fix", form: Form::Manifests, argv: &["{hook}", "fix", "--color", "never", "{inputs}"], in_test: false },
 ];
 
 /// Every policy of the registry (its module is `dist/<name>.wasm`).
@@ -105,6 +119,9 @@ struct Case {
     text: String,
     /// Fragments a `check`-style report of the file must contain (the clear error or finding).
     expect: Vec<&'static str>,
+    /// The module `run` takes in `make test` (the policy whose rules read the object most);
+    /// `make bench-limits` runs every module.
+    module: &'static str,
 }
 
 /// A root Pod: every run must still report it (`run-as-non-root`).
@@ -211,8 +228,10 @@ fn config_map(name: &str, labels: Value, key: &str, text: String) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(name, labels), "data": {key: text}})
 }
 
-/// The objects whose rules do the most work, each just under the API server's limit.
-fn big_objects() -> Vec<(&'static str, Value, Vec<&'static str>)> {
+/// The objects whose rules do the most work, each just under the API server's limit: (name,
+/// the policy whose rules read it most, object, what the report must contain).
+#[allow(clippy::type_complexity)]
+fn big_objects() -> Vec<(&'static str, &'static str, Value, Vec<&'static str>)> {
     let size = API_MAX - (64 << 10);
     let pg = json!({"stackguard.io/postgres-init": "true"});
     let pubsub = json!({"stackguard.io/redis-role": "pubsub"});
@@ -222,21 +241,25 @@ fn big_objects() -> Vec<(&'static str, Value, Vec<&'static str>)> {
     vec![
         (
             "sql-init",
+            "postgres-extensions",
             config_map("sql-init", pg.clone(), "init.sql", sql(size)),
             vec!["plaintext PASSWORD"],
         ),
         (
             "shell-heredocs",
+            "postgres-extensions",
             config_map("shell-heredocs", pg, "init.sh", shell(size)),
             vec!["ConfigMap"],
         ),
         (
             "redis-conf",
+            "redis-pubsub-noeviction",
             config_map("redis-conf", pubsub, "redis.conf", redis_conf(size)),
             vec!["the includes expand to more than 1 MiB", "allkeys-lru"],
         ),
         (
             "token-lookalikes",
+            "no-plaintext-secrets",
             config_map(
                 "token-lookalikes",
                 json!({}),
@@ -247,12 +270,14 @@ fn big_objects() -> Vec<(&'static str, Value, Vec<&'static str>)> {
         ),
         (
             "secret-data",
+            "no-plaintext-secrets",
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("secret-data", json!({})),
                    "data": {"app.env": encoded, "password": "Y2hhbmdlbWU="}}),
             vec!["secret-data", "password"],
         ),
         (
             "many-containers",
+            "resource-limits",
             deployment(3600),
             vec!["plaintext password"],
         ),
@@ -263,7 +288,7 @@ fn big_objects() -> Vec<(&'static str, Value, Vec<&'static str>)> {
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let mut all = Vec::new();
-    for (name, object, expect) in big_objects() {
+    for (name, module, object, expect) in big_objects() {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": stackguard::admission::request_for(&object, stackguard::admission::Op::Create, name),
@@ -273,12 +298,14 @@ fn cases() -> Vec<Case> {
             form: Form::Manifests,
             text: object.to_string(),
             expect,
+            module,
         });
         out.push(Case {
             file: format!("{name}-request.json"),
             form: Form::Request,
             text: review.to_string(),
             expect: Vec::new(),
+            module,
         });
         all.push(object);
     }
@@ -289,6 +316,7 @@ fn cases() -> Vec<Case> {
         form: Form::Manifests,
         text: json!({"apiVersion": "v1", "kind": "List", "items": all}).to_string(),
         expect: vec!["plaintext PASSWORD", "allkeys-lru"],
+        module: "",
     });
     // Requests the API server would never send, but a file may hold.
     let deep = 100_000;
@@ -301,6 +329,7 @@ fn cases() -> Vec<Case> {
             "]}".repeat(deep)
         ),
         expect: Vec::new(),
+        module: "run-as-non-root",
     });
     let mut bomb = String::from(
         "kind: AdmissionReview\nrequest:\n  operation: CREATE\n  kind: {kind: ConfigMap}\n  object:\n    kind: ConfigMap\n    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
@@ -316,6 +345,7 @@ fn cases() -> Vec<Case> {
         form: Form::Request,
         text: bomb,
         expect: Vec::new(),
+        module: "run-as-non-root",
     });
     out.push(Case {
         file: "huge-scalar-request.yaml".to_string(),
@@ -325,6 +355,7 @@ fn cases() -> Vec<Case> {
             "x".repeat(16 << 20)
         ),
         expect: Vec::new(),
+        module: "run-as-non-root",
     });
     out.extend(yaml_hostile());
     out
@@ -353,6 +384,7 @@ fn yaml_hostile() -> Vec<Case> {
             text: std::fs::read_to_string(&p).expect("hostile file"),
             // Each holds Pods running as root around the hostile document.
             expect: vec!["runs as root"],
+            module: "",
         })
         .collect()
 }
@@ -452,12 +484,28 @@ fn run_bounded(argv: &[OsString], scratch: &Path) -> Outcome {
     }
 }
 
-/// The argv of `cmd` on `input` (one per module for `{module}` commands), with a label.
-fn expand(cmd: &Cmd, input: &Path, good: &Path) -> Vec<(String, Vec<OsString>)> {
-    let modules: Vec<&str> = if cmd.argv.contains(&"{module}") {
-        policies().collect()
-    } else {
+/// Which pairs run: `make test` ([`Scope::Test`]) or `make bench-limits` (every pair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Test,
+    Bench,
+}
+
+/// The argv of `cmd` on `input` (one per module for `{module}` commands: every module, or in
+/// `make test` the case's own), with a label.
+fn expand(
+    cmd: &Cmd,
+    case: &Case,
+    scope: Scope,
+    input: &Path,
+    good: &Path,
+) -> Vec<(String, Vec<OsString>)> {
+    let modules: Vec<&str> = if !cmd.argv.contains(&"{module}") {
         vec![""]
+    } else if scope == Scope::Test {
+        vec![case.module]
+    } else {
+        policies().collect()
     };
     modules
         .iter()
@@ -490,21 +538,26 @@ fn expand(cmd: &Cmd, input: &Path, good: &Path) -> Vec<(String, Vec<OsString>)> 
         .collect()
 }
 
-/// Every (command, case) pair: (command label, case file, outcome or the problems found).
-fn run_all(runs: usize) -> Vec<(String, String, Outcome, Vec<String>)> {
+/// Every (command, case) pair of `scope`: (command label, case file, outcome or the problems
+/// found).
+fn run_all(scope: Scope, runs: usize) -> Vec<(String, String, Outcome, Vec<String>)> {
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("limits");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).expect("scratch dir");
     let good = scratch.join("good.yaml");
-    std::fs::write(&good, GOOD).expect("good.yaml");
     let mut results = Vec::new();
     for case in cases() {
         let input = scratch.join(&case.file);
-        std::fs::write(&input, &case.text).expect("hostile file");
-        for cmd in COMMANDS.iter().filter(|c| c.form == case.form) {
-            for (label, argv) in expand(cmd, &input, &good) {
+        let commands = COMMANDS
+            .iter()
+            .filter(|c| c.form == case.form && (c.in_test || scope == Scope::Bench));
+        for cmd in commands {
+            for (label, argv) in expand(cmd, &case, scope, &input, &good) {
                 let mut worst: Option<Outcome> = None;
                 for _ in 0..runs {
+                    // Afresh for every run: `fix` edits the files in place.
+                    std::fs::write(&good, GOOD).expect("good.yaml");
+                    std::fs::write(&input, &case.text).expect("hostile file");
                     let o = run_bounded(&argv, &scratch);
                     if worst.as_ref().is_none_or(|w| o.wall > w.wall) {
                         let rss = worst.as_ref().map_or(0, |w| w.max_rss_kb);
@@ -589,7 +642,7 @@ fn judge(cmd: &Cmd, case: &Case, o: &Outcome) -> Vec<String> {
 
 #[test]
 fn every_command_stays_bounded_on_hostile_input() {
-    let results = run_all(1);
+    let results = run_all(Scope::Test, 1);
     let failures: Vec<String> = results
         .iter()
         .filter(|r| !r.3.is_empty())
@@ -613,7 +666,7 @@ fn bench() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
-    let results = run_all(runs);
+    let results = run_all(Scope::Bench, runs);
     let mut table = format!(
         "Worst of {runs} runs per pair (wall clock, peak RSS), `RLIMIT_DATA` {} MiB.\n\n| command | input | worst time | worst peak RSS | exit | bounded |\n|---|---|---:|---:|---:|---|\n",
         DATA_LIMIT >> 20

@@ -784,7 +784,10 @@ mod tests {
             error.contains("include a: the includes expand to more than 1 MiB"),
             "{error}"
         );
-        assert!(reads <= MAX_INCLUDED_BYTES / text.len() + 1, "{reads} reads");
+        assert!(
+            reads <= MAX_INCLUDED_BYTES / text.len() + 1,
+            "{reads} reads"
+        );
     }
 
     /// An include that cannot be followed is reported once, however often it is met.

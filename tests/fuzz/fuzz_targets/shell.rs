@@ -7,8 +7,8 @@
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 use stackguard_common::shell;
-use std::collections::BTreeMap;
 use stackguard_fuzz::{config_map, deployment, evaluate_with};
+use std::collections::BTreeMap;
 
 fuzz_target!(init: stackguard_fuzz::init("shell"), |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -64,7 +64,11 @@ pub fn fixture_settings() -> &'static [Vec<Value>] {
             .iter()
             .map(|text| {
                 let cases = stackguard::yaml::value(text).expect("fixture settings are YAML");
-                let valid = cases.as_array().into_iter().flatten().filter(|c| c["valid"] == true);
+                let valid = cases
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["valid"] == true);
                 std::iter::once(Value::Null)
                     .chain(valid.map(|c| c["settings"].clone()))
                     .collect()
@@ -136,7 +140,10 @@ pub fn hash(bytes: &[u8]) -> u64 {
 pub fn init(target: &str) {
     if let Some(dir) = std::env::var_os("STACKGUARD_FUZZ_SEEDS") {
         let n = seeds::write(target, std::path::Path::new(&dir));
-        eprintln!("{target}: {n} seeds in {}", std::path::Path::new(&dir).display());
+        eprintln!(
+            "{target}: {n} seeds in {}",
+            std::path::Path::new(&dir).display()
+        );
         std::process::exit(0);
     }
 }

@@ -38,7 +38,12 @@ fn objects(files: &[PathBuf]) -> Vec<Value> {
         let Ok(src) = manifest::read(&Input::File(f.clone())) else {
             continue;
         };
-        out.extend(manifest::parse(0, &src).objects.into_iter().map(|o| o.value));
+        out.extend(
+            manifest::parse(0, &src)
+                .objects
+                .into_iter()
+                .map(|o| o.value),
+        );
     }
     out
 }
@@ -53,7 +58,10 @@ fn data_values(objects: &[Value], suffixes: &[&str]) -> Vec<String> {
                 continue;
             };
             for (k, v) in map {
-                if let Some(s) = v.as_str().filter(|_| suffixes.iter().any(|x| k.ends_with(x))) {
+                if let Some(s) = v
+                    .as_str()
+                    .filter(|_| suffixes.iter().any(|x| k.ends_with(x)))
+                {
                     out.push(s.to_string());
                 }
             }
@@ -87,7 +95,11 @@ fn strings_under(objects: &[Value], key: &str) -> Vec<String> {
         .into_iter()
         .flat_map(|v| match v {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
             _ => Vec::new(),
         })
         .collect()
@@ -102,7 +114,12 @@ fn command_lines(objects: &[Value]) -> Vec<String> {
     let words = |c: &Value, k: &str| -> Vec<String> {
         c.get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     found
@@ -236,7 +253,11 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "redisconf" => {
             let objects = objects(&files);
             let mut v = data_values(&objects, &[".conf"]);
-            v.extend(command_lines(&objects).into_iter().filter(|l| l.contains("redis")));
+            v.extend(
+                command_lines(&objects)
+                    .into_iter()
+                    .filter(|l| l.contains("redis")),
+            );
             texts(v)
         }
         "quantity" => texts(quantities(&objects(&files))),

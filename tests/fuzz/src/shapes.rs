@@ -10,43 +10,207 @@ use serde_json::{Map, Value, json};
 /// Words and fragments the rules react to, joined into names, values and scripts.
 const VOCAB: &[&str] = &[
     // separators
-    " ", "\n", "\t", ";", "=", ":", ",", "'", "\"", "$", "\\", "--", "#", "/", "-", ".", "@", "{",
-    "}", "(", ")", "*", "$$", "\\\n", "\r\n",
+    " ",
+    "\n",
+    "\t",
+    ";",
+    "=",
+    ":",
+    ",",
+    "'",
+    "\"",
+    "$",
+    "\\",
+    "--",
+    "#",
+    "/",
+    "-",
+    ".",
+    "@",
+    "{",
+    "}",
+    "(",
+    ")",
+    "*",
+    "$$",
+    "\\\n",
+    "\r\n",
     // identities and images
-    "postgres", "redis", "app", "api", "db", "sos-data", "default", "kube-system", "busybox",
-    "postgres:15", "postgis/postgis:15-3.4", "timescale/timescaledb-ha:pg15", "redis:7",
-    "bitnami/postgresql:15", "ghcr.io/cloudnative-pg/postgis:15", "valkey/valkey:8", "mongo:7",
+    "postgres",
+    "redis",
+    "app",
+    "api",
+    "db",
+    "sos-data",
+    "default",
+    "kube-system",
+    "busybox",
+    "postgres:15",
+    "postgis/postgis:15-3.4",
+    "timescale/timescaledb-ha:pg15",
+    "redis:7",
+    "bitnami/postgresql:15",
+    "ghcr.io/cloudnative-pg/postgis:15",
+    "valkey/valkey:8",
+    "mongo:7",
     // keys and names
-    "POSTGRES_PASSWORD", "PASSWORD", "DB_PASS", "REDIS_URL", "API_TOKEN", "SECRET_KEY",
-    "DATABASE_URL", "PGPASSWORD", "PUBLIC_KEY", "USER", "init.sql", "01-init.sh", "redis.conf",
-    ".env", "app.properties", "config.yaml", "config.json", "password", "token", "cpu",
-    "memory", "ephemeral-storage",
-    "stackguard.io/postgres-init", "stackguard.io/redis-role", "pubsub", "true", "false",
-    "kubernetes.io/hostname", "topology.kubernetes.io/zone", "In", "NotIn", "Exists",
-    "DoesNotExist", "DoNotSchedule", "ScheduleAnyway", "ALL", "NET_ADMIN", "windows", "linux",
-    "/docker-entrypoint-initdb.d", "/etc/redis", "/etc/redis/redis.conf", "/data",
+    "POSTGRES_PASSWORD",
+    "PASSWORD",
+    "DB_PASS",
+    "REDIS_URL",
+    "API_TOKEN",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "PGPASSWORD",
+    "PUBLIC_KEY",
+    "USER",
+    "init.sql",
+    "01-init.sh",
+    "redis.conf",
+    ".env",
+    "app.properties",
+    "config.yaml",
+    "config.json",
+    "password",
+    "token",
+    "cpu",
+    "memory",
+    "ephemeral-storage",
+    "stackguard.io/postgres-init",
+    "stackguard.io/redis-role",
+    "pubsub",
+    "true",
+    "false",
+    "kubernetes.io/hostname",
+    "topology.kubernetes.io/zone",
+    "In",
+    "NotIn",
+    "Exists",
+    "DoesNotExist",
+    "DoNotSchedule",
+    "ScheduleAnyway",
+    "ALL",
+    "NET_ADMIN",
+    "windows",
+    "linux",
+    "/docker-entrypoint-initdb.d",
+    "/etc/redis",
+    "/etc/redis/redis.conf",
+    "/data",
     // values
-    "0", "1", "1000", "-1", "500m", "0.5", "1Gi", "1G", "256Mi", "1e9", "2Ei", "100mb", "1gb",
-    "Tr0ub4dor-and-3", "changeme", "$(DB_PASSWORD)", "${PASSWORD}", "$PGPASSWORD",
-    "postgresql://user:secret@db:5432/app", "redis://:hunter22@redis:6379/0",
-    "mongodb://u:p@a:1,b:2/db", "amqp://guest:guest@mq", "ghp_0123456789abcdefghijABCDEFGHIJ0123",
-    "AKIAIOSFODNN7EXAMPLE", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
-    "-----BEGIN RSA PRIVATE KEY-----", "xoxb-123-456-abc", "glpat-0123456789abcdefghij",
-    "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5", "md5d41d8cd98f00b204e9800998ecf8427e",
+    "0",
+    "1",
+    "1000",
+    "-1",
+    "500m",
+    "0.5",
+    "1Gi",
+    "1G",
+    "256Mi",
+    "1e9",
+    "2Ei",
+    "100mb",
+    "1gb",
+    "Tr0ub4dor-and-3",
+    "changeme",
+    "$(DB_PASSWORD)",
+    "${PASSWORD}",
+    "$PGPASSWORD",
+    "postgresql://user:secret@db:5432/app",
+    "redis://:hunter22@redis:6379/0",
+    "mongodb://u:p@a:1,b:2/db",
+    "amqp://guest:guest@mq",
+    "ghp_0123456789abcdefghijABCDEFGHIJ0123",
+    "AKIAIOSFODNN7EXAMPLE",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "xoxb-123-456-abc",
+    "glpat-0123456789abcdefghij",
+    "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5",
+    "md5d41d8cd98f00b204e9800998ecf8427e",
     // SQL
-    "CREATE", "EXTENSION", "IF NOT EXISTS", "postgis", "pgcrypto", "timescaledb", "DROP",
-    "CASCADE", "SCHEMA", "DATABASE", "TEMPLATE", "template1", "ROLE", "USER", "ALTER", "WITH",
-    "LOGIN", "PASSWORD", "NULL", "BEGIN", "COMMIT", "ROLLBACK", "\\c", "\\connect", "\\gexec",
-    "\\set", ":'pw'", ":pw", "E'", "$body$", "/*", "*/", "CREATE EXTENSION IF NOT EXISTS postgis;",
-    "CREATE DATABASE gis TEMPLATE template_postgis;", "ALTER ROLE app PASSWORD 'x';",
+    "CREATE",
+    "EXTENSION",
+    "IF NOT EXISTS",
+    "postgis",
+    "pgcrypto",
+    "timescaledb",
+    "DROP",
+    "CASCADE",
+    "SCHEMA",
+    "DATABASE",
+    "TEMPLATE",
+    "template1",
+    "ROLE",
+    "USER",
+    "ALTER",
+    "WITH",
+    "LOGIN",
+    "PASSWORD",
+    "NULL",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "\\c",
+    "\\connect",
+    "\\gexec",
+    "\\set",
+    ":'pw'",
+    ":pw",
+    "E'",
+    "$body$",
+    "/*",
+    "*/",
+    "CREATE EXTENSION IF NOT EXISTS postgis;",
+    "CREATE DATABASE gis TEMPLATE template_postgis;",
+    "ALTER ROLE app PASSWORD 'x';",
     // shell
-    "psql", "-c", "-f", "-v", "--set", "<<", "<<-", "<<'EOF'", "<<\"EOF\"", "EOF", "sh", "bash",
-    "-ec", "set -e", "cat", "|", "&&", "||", "`", "$(", "export", "redis-cli", "-a",
-    "--requirepass", "--password=", "redis-server", "--maxmemory", "--save", "--appendonly",
-    "--maxmemory-policy", "--include",
+    "psql",
+    "-c",
+    "-f",
+    "-v",
+    "--set",
+    "<<",
+    "<<-",
+    "<<'EOF'",
+    "<<\"EOF\"",
+    "EOF",
+    "sh",
+    "bash",
+    "-ec",
+    "set -e",
+    "cat",
+    "|",
+    "&&",
+    "||",
+    "`",
+    "$(",
+    "export",
+    "redis-cli",
+    "-a",
+    "--requirepass",
+    "--password=",
+    "redis-server",
+    "--maxmemory",
+    "--save",
+    "--appendonly",
+    "--maxmemory-policy",
+    "--include",
     // redis.conf
-    "maxmemory", "maxmemory-policy", "noeviction", "allkeys-lru", "save", "\"\"", "appendonly",
-    "yes", "no", "include", "requirepass", "masterauth", "rename-command", "\\x41",
+    "maxmemory",
+    "maxmemory-policy",
+    "noeviction",
+    "allkeys-lru",
+    "save",
+    "\"\"",
+    "appendonly",
+    "yes",
+    "no",
+    "include",
+    "requirepass",
+    "masterauth",
+    "rename-command",
+    "\\x41",
 ];
 
 /// A string that mostly comes from [`VOCAB`].
@@ -121,7 +285,9 @@ impl ToJson for Json {
             Json::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
             Json::Str(t) => t.to_json(),
             Json::Arr(a) => Value::Array(a.iter().map(ToJson::to_json).collect()),
-            Json::Obj(o) => Value::Object(o.iter().map(|(k, v)| (k.string(), v.to_json())).collect()),
+            Json::Obj(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.string(), v.to_json())).collect())
+            }
         }
     }
 }
@@ -156,7 +322,12 @@ pub struct Dict(Vec<(Text, Text)>);
 
 impl ToJson for Dict {
     fn to_json(&self) -> Value {
-        Value::Object(self.0.iter().map(|(k, v)| (k.string(), v.to_json())).collect())
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.string(), v.to_json()))
+                .collect(),
+        )
     }
 }
 
@@ -369,7 +540,10 @@ impl ToJson for Volume {
             VolumeSource::ConfigMap(c) => ("configMap", c.to_json()),
             VolumeSource::Secret(name) => ("secret", object! { "secretName" => name }),
             VolumeSource::Projected(sources) => {
-                let list: Vec<Value> = sources.iter().map(|c| object! { "configMap" => c }).collect();
+                let list: Vec<Value> = sources
+                    .iter()
+                    .map(|c| object! { "configMap" => c })
+                    .collect();
                 ("projected", json!({ "sources": list }))
             }
             VolumeSource::EmptyDir => ("emptyDir", json!({})),
@@ -595,7 +769,12 @@ pub struct SecretData(Vec<(Text, SecretValue)>);
 
 impl ToJson for SecretData {
     fn to_json(&self) -> Value {
-        Value::Object(self.0.iter().map(|(k, v)| (k.string(), v.to_json())).collect())
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.string(), v.to_json()))
+                .collect(),
+        )
     }
 }
 
@@ -659,7 +838,12 @@ impl ToJson for Object {
                 let spec = object! {
                     "replicas" => replicas, "selector" => selector, "template" => template,
                 };
-                with(kind.api_version(), &format!("{kind:?}"), metadata, json!({ "spec": spec }))
+                with(
+                    kind.api_version(),
+                    &format!("{kind:?}"),
+                    metadata,
+                    json!({ "spec": spec }),
+                )
             }
             Object::CronJob { metadata, template } => {
                 let job = json!({ "spec": object! { "template" => template } });
@@ -691,7 +875,12 @@ impl ToJson for Object {
                 let bootstrap = object! { "initdb" => initdb };
                 let mut spec = object! { "imageName" => image_name };
                 spec["bootstrap"] = bootstrap;
-                with("postgresql.cnpg.io/v1", "Cluster", metadata, json!({ "spec": spec }))
+                with(
+                    "postgresql.cnpg.io/v1",
+                    "Cluster",
+                    metadata,
+                    json!({ "spec": spec }),
+                )
             }
             Object::Other {
                 api_version,
@@ -699,7 +888,11 @@ impl ToJson for Object {
                 metadata,
                 body,
             } => {
-                let rest = Value::Object(body.iter().map(|(k, v)| (k.string(), v.to_json())).collect());
+                let rest = Value::Object(
+                    body.iter()
+                        .map(|(k, v)| (k.string(), v.to_json()))
+                        .collect(),
+                );
                 with(&api_version.string(), &kind.string(), metadata, rest)
             }
         }

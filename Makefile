@@ -47,7 +47,7 @@ policies: stackguard
 generate: stackguard
 	$(STACKGUARD) generate
 
-# Push the six annotated modules: make push REGISTRY=ghcr.io/stackguard/policies TAG=v0.1.0
+# Push the six annotated modules: make push REGISTRY=ghcr.io/stackguard/policies TAG=vX.Y.Z
 # (credentials from the Docker config; kwctl's sources.yaml marks insecure registries).
 push: policies
 	@test -n "$(REGISTRY)" -a -n "$(TAG)" || { echo "usage: make push REGISTRY=host/path TAG=vX.Y.Z"; exit 2; }

@@ -460,3 +460,87 @@ fn stackguard_check_deploy_reports_nothing() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+/// `deploy/kubewarden` runs on a restricted PolicyServer with least privileges: every
+/// ClusterAdmissionPolicy names the PolicyServer defined there, which grants namespaced policies
+/// exactly the host capabilities the modules declare (`hostCapabilities`, checked against the
+/// modules by `stackguard annotate --strict`), and whose service account may read every
+/// `contextAwareResources` kind the policies use.
+#[test]
+fn the_policies_run_on_a_least_privilege_policy_server() {
+    let mut objects = Vec::new();
+    for f in yaml_files(&deploy_dir().join("kubewarden")) {
+        objects.extend(read_objects(&f).unwrap());
+    }
+    let of_kind =
+        |kind: &str| -> Vec<&Manifest> { objects.iter().filter(|m| m.kind() == kind).collect() };
+    let servers = of_kind("PolicyServer");
+    assert_eq!(servers.len(), 1, "one PolicyServer in deploy/kubewarden");
+    let spec = &servers[0].object["spec"];
+    let granted: BTreeSet<String> =
+        serde_json::from_value(spec["namespacedPoliciesCapabilities"].clone()).unwrap();
+    let account = spec["serviceAccountName"].as_str().unwrap();
+    let mut needed = BTreeSet::new();
+    let mut readable = BTreeSet::new();
+    for cap in policy_objects() {
+        assert_eq!(
+            cap.object["spec"]["policyServer"],
+            servers[0].name(),
+            "{}",
+            cap.name()
+        );
+        let entry = policies::find(cap.name()).unwrap();
+        let meta = Metadata::from_yaml(entry.metadata_yml, cap.name()).unwrap();
+        needed.extend(meta.host_capabilities.clone().unwrap_or_default());
+        for r in &meta.context_aware_resources {
+            let (group, _) = stackguard::admission::group_version(&r.api_version);
+            readable.insert((
+                group.to_string(),
+                stackguard::admission::resource_name(&r.kind),
+            ));
+        }
+    }
+    assert_eq!(
+        granted, needed,
+        "namespacedPoliciesCapabilities: exactly what the modules call"
+    );
+    // The service account, bound to a ClusterRole that reads every context-aware resource.
+    assert!(
+        of_kind("ServiceAccount")
+            .iter()
+            .any(|m| m.name() == account)
+    );
+    let bound: Vec<&str> = of_kind("ClusterRoleBinding")
+        .iter()
+        .filter(|b| {
+            b.object["subjects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["kind"] == "ServiceAccount" && s["name"] == account)
+        })
+        .map(|b| b.object["roleRef"]["name"].as_str().unwrap())
+        .collect();
+    for (group, resource) in &readable {
+        let allowed = of_kind("ClusterRole").iter().any(|role| {
+            bound.contains(&role.name())
+                && role.object["rules"].as_array().unwrap().iter().any(|rule| {
+                    let has = |key: &str, v: &str| {
+                        rule[key]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|x| x == v || x == "*")
+                    };
+                    has("apiGroups", group)
+                        && has("resources", resource)
+                        && ["get", "list", "watch"].iter().all(|v| has("verbs", v))
+                })
+        });
+        assert!(
+            allowed,
+            "the PolicyServer cannot read {resource} ({group:?})"
+        );
+    }
+    assert!(!readable.is_empty());
+}

@@ -138,6 +138,8 @@ fn bump_rewrites_every_version_reference() {
         "README.md",
         ".pre-commit-hooks.yaml",
         "deploy/kubewarden/run-as-non-root.yaml",
+        "deploy/README.md",
+        "harness/README.md",
         "policies/postgres-extensions/metadata.yml",
         "policies/run-as-non-root/artifacthub-pkg.yml",
     ] {

@@ -12,9 +12,11 @@ const SEMVER: &str = r"[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?";
 /// Every pattern that names the current version; group 1 is the version.
 fn patterns() -> Vec<Regex> {
     [
-        r"ghcr\.io/stackguard/policies/[a-z0-9-]+:v(VER)",
+        r"ghcr\.io/stackguard/policies/[a-z0-9<>-]+:v(VER)",
         r"\brev: v(VER)",
         r"stackguard/stackguard/v(VER)/",
+        r"…/v(VER)/",
+        r"\bTAG=v(VER)\b",
         r"releases/download/v(VER)/",
         r"io\.kubewarden\.policy\.version: (VER)",
         r"com\.github\.release\.tag: v(VER)",

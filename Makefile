@@ -13,6 +13,7 @@ WASM_FEATURES := --enable-sign-ext --enable-bulk-memory --enable-mutable-globals
   --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
 
 .PHONY: bench bump demo e2e generate setup oracles policies playground push test stackguard clean
+.PHONY: fuzz fuzz-smoke fuzz-wasm bench-limits
 
 # The main job: check the bundled reference stack (clean) and a broken example (findings).
 demo: stackguard
@@ -74,6 +75,30 @@ setup:
 bench: policies
 	bash tests/bench/corpus.sh
 
+# Fuzzing (tests/fuzz, cargo-fuzz on nightly): `make fuzz FUZZ_SECONDS=N` runs every target N
+# seconds, seeded from fixtures/ and ../shared/corpus; crashes land in tests/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+# The short run of every target in `make test` (from the seeds alone, one build of the fuzz
+# crate), then the payloads it built for the modules (tests/fuzz_wasm.rs replays a sample of
+# them through dist/*.wasm).
+FUZZ_SMOKE_SECONDS ?= 2
+fuzz-smoke:
+	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) bash tests/fuzz/run.sh smoke
+
+# The compiled modules on the whole fuzz corpora (no trap, no host panic, same answers as native).
+fuzz-wasm: policies
+	bash tests/fuzz/run.sh export
+	FUZZ_WASM_ALL=1 $(CARGO) test --release -p stackguard --test fuzz_wasm
+
+# Time and peak memory of every command on every hostile input (tests/limits.rs):
+# target/bench/limits.md.
+bench-limits: policies
+	$(CARGO) build --release -p stackguard -p stackguard-hook
+	$(CARGO) test --release -p stackguard --test limits -- --ignored --nocapture bench
+
 # The differential tests against PostgreSQL, Redis and bash with more cases (and any seed):
 # `make oracles ORACLE_CASES=2000 ORACLE_SEED=7`.
 ORACLE_CASES ?= 1000
@@ -81,7 +106,7 @@ oracles: setup
 	STACKGUARD_ORACLE_CASES=$(ORACLE_CASES) $(if $(ORACLE_SEED),STACKGUARD_ORACLE_SEED=$(ORACLE_SEED)) \
 	  $(CARGO) test --release -p stackguard --test oracle_sql --test oracle_redis --test oracle_shell -- --nocapture
 
-test: setup policies playground
+test: setup policies playground fuzz-smoke
 	$(CARGO) test --workspace --release
 	bash tests/playground.sh
 	@echo "note: the live-cluster suite (tests/e2e) was not run: make e2e KUBE_APISERVER=/path/to/kube-apiserver (or E2E_KUBECONFIG=/path/to/kubeconfig)"

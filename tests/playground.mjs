@@ -267,8 +267,8 @@ async function checksSoFar(page) {
   return page.evaluate(() => window.stackguardPlayground.state.checks);
 }
 
-async function waitForCheck(page, before) {
-  await page.waitForFunction((n) => window.stackguardPlayground.state.checks > n, before, { timeout: 30000 });
+async function waitForCheck(page, before, timeout = 30000) {
+  await page.waitForFunction((n) => window.stackguardPlayground.state.checks > n, before, { timeout });
 }
 
 async function shownFindings(page) {
@@ -509,6 +509,79 @@ try {
       keystrokeMaxMs: Math.max(...keyMs),
     };
     step(`large input: ${JSON.stringify(measured.largeInput)}`);
+  }
+  // Hostile input (issue 11): the checks run in a Web Worker, so the page answers while a
+  // costly check runs; the result (or the reader's bounded error) arrives afterwards.
+  {
+    const deployments = [];
+    for (let size = 0, i = 0; size < 3 << 20; i++) {
+      const env = Array.from({ length: 30 }, (_, k) => `        - name: SETTING_${k}\n          value: "v-${i}-${k}"\n`).join('');
+      deployments.push(
+        `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-${i}\n  namespace: shop\nspec:\n  replicas: 1\n` +
+          `  selector:\n    matchLabels: {app: app-${i}}\n  template:\n    metadata:\n      labels: {app: app-${i}}\n` +
+          `    spec:\n      containers:\n      - name: web\n        image: registry.example/app:1.${i}\n        env:\n${env}`,
+      );
+      size += deployments[i].length + 4;
+    }
+    const bigText = deployments.join('---\n');
+    before = await checksSoFar(page);
+    // (Filling a textarea with megabytes is slow by itself: only the time of the check counts.)
+    await page.evaluate((t) => {
+      document.getElementById('editor').value = t;
+    }, bigText);
+    await page.evaluate(() => {
+      window.__gaps = { last: performance.now(), max: 0 };
+      window.__gapTimer = setInterval(() => {
+        const now = performance.now();
+        window.__gaps.max = Math.max(window.__gaps.max, now - window.__gaps.last);
+        window.__gaps.last = now;
+      }, 10);
+      window.stackguardPlayground.checkNow();
+    });
+    // While the worker checks 3 MiB, the main thread handles a click and reports the check busy.
+    const during = await page.evaluate(() => {
+      const busy = Boolean(window.stackguardPlayground.state.busy);
+      document.querySelector('details[data-policy="resource-limits"] summary').click();
+      return { busy, open: document.querySelector('details[data-policy="resource-limits"]').open };
+    });
+    assert.ok(during.busy, 'the page answered only after the check: it is not off the main thread');
+    assert.equal(during.open, false, 'a click during the check was not handled');
+    await page.click('details[data-policy="resource-limits"] summary');
+    await waitForCheck(page, before, 60000);
+    const hostile = await page.evaluate(() => {
+      clearInterval(window.__gapTimer);
+      const s = window.stackguardPlayground.state;
+      return { summary: s.report.summary, checkMs: s.lastCheckMs, maxGapMs: window.__gaps.max };
+    });
+    assert.equal(hostile.summary.objects, deployments.length, 'every Deployment of the 3 MiB input was checked');
+    measured.hostileLarge = {
+      bytes: Buffer.byteLength(bigText),
+      objects: hostile.summary.objects,
+      workerCheckMs: +hostile.checkMs.toFixed(0),
+      mainThreadMaxGapMs: +hostile.maxGapMs.toFixed(0),
+    };
+    step(`hostile 3 MiB input checked in the worker, page responsive: ${JSON.stringify(measured.hostileLarge)}`);
+
+    // A YAML alias bomb: reported as a bounded error, and the page keeps working after it.
+    const bomb = ['apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: bomb}', 'data:', '  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    let prev = 'a';
+    for (const c of 'bcdefghi') {
+      bomb.push(`  ${c}: &${c} [${Array(9).fill(`*${prev}`).join(', ')}]`);
+      prev = c;
+    }
+    const bombText = `${bomb.join('\n')}\n`;
+    before = await checksSoFar(page);
+    await page.evaluate((t) => {
+      document.getElementById('editor').value = t;
+      window.stackguardPlayground.checkNow();
+    }, bombText);
+    await waitForCheck(page, before);
+    const bombReport = await page.evaluate(() => window.stackguardPlayground.state.report);
+    assert.deepEqual(bombReport, compareText('alias bomb in the page', bombText));
+    assert.ok(bombReport.errors.length > 0, 'the alias bomb is reported');
+    assert.ok(await page.isVisible('#errors .error'), 'the error is shown');
+    await typeBadManifest(page);
+    step(`alias bomb reported (${bombReport.errors[0].message}); the page checks the next input`);
   }
   assert.deepEqual(problems, [], 'console errors or warnings on the served page');
   await page.close();

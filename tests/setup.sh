@@ -9,6 +9,8 @@ command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ||
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The playground's browser test (tests/playground.sh): Debian's chromium, never a downloaded one.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# GNU time: peak memory of each command in the limits tests (tests/limits.rs).
+[ -x /usr/bin/time ] || need_apt+=(time)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # CLI tests: a venv for the real pre-commit (tests/precommit.rs), jsonschema and npm to validate
 # SARIF against the official 2.1.0 schema (tests/cli_check.rs).
@@ -38,6 +40,10 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen 0.2.130" ] || cargo install wasm-bindgen-cli --version 0.2.130
 [ -d "$(dirname "$0")/../harness/playground/node_modules/playwright-core" ] ||
   (cd "$(dirname "$0")/../harness/playground" && npm install --no-audit --no-fund --loglevel=error)
+
+# Fuzzing (make fuzz, and the short run in make test): cargo-fuzz on the nightly toolchain.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+[ "$(cargo fuzz --version 2>/dev/null)" = "cargo-fuzz 0.13.2" ] || cargo install cargo-fuzz --version 0.13.2 --locked
 
 # The SARIF 2.1.0 JSON schema, as shipped in an npm package (read by tests/cli_check.rs).
 sarif_dir="$(dirname "$0")/../target/sarif-schema"

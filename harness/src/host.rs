@@ -214,7 +214,12 @@ impl Evaluator {
 
     /// `validate_settings`: the policy's own verdict on `settings`.
     pub fn validate_settings(&self, settings: &Value) -> Result<SettingsValidation> {
-        let raw = self.call("validate_settings", &serde_json::to_vec(settings)?)?;
+        self.validate_settings_raw(&serde_json::to_vec(settings)?)
+    }
+
+    /// `validate_settings` with the settings as bytes (any bytes: the fuzz corpora).
+    pub fn validate_settings_raw(&self, settings: &[u8]) -> Result<SettingsValidation> {
+        let raw = self.call("validate_settings", settings)?;
         serde_json::from_slice(&raw)
             .with_context(|| format!("{}: bad validate_settings answer", self.path.display()))
     }

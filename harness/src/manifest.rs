@@ -558,6 +558,15 @@ mod tests {
         assert_eq!(field_line(&loc, &p.objects[2], Some("kind")), 4);
     }
 
+    /// Found by fuzzing (the `yaml` target): an error at the end of a text without a final
+    /// newline was reported one line past the end (line 4 of 3).
+    #[test]
+    fn error_lines_lie_inside_the_text() {
+        let p = parse(0, &src("a: {\n  \"b\": 1,\n  \"c\": 2", false));
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors[0].line, Some(3), "{:?}", p.errors[0]);
+    }
+
     #[test]
     fn bad_json_is_reported_with_a_line() {
         let p = parse(

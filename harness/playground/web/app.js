@@ -1,6 +1,7 @@
 // The stackguard playground page. The checking happens in the WebAssembly module built from the
-// harness crate (`check(yaml, settingsJson)`, the engine of `stackguard check --format json`);
-// this file only loads it, collects the inputs and draws the report. Classic script (no ES
+// harness crate (`check(yaml, settingsJson)`, the engine of `stackguard check --format json`),
+// run in a Web Worker (worker.js) so that the page stays responsive on any input; this file only
+// loads it, collects the inputs and draws the report. Classic script (no ES
 // modules) so that the page also works when opened from disk.
 'use strict';
 
@@ -16,11 +17,16 @@
     lastRenderMs: 0,
     checks: 0,
     timer: null,
-    broken: false,
     engine: '',
     // The last Fix result (see runFix), until applied or the text changes.
     fix: null,
+    // The check the worker is running ({id, started}), if any.
+    busy: null,
   };
+
+  // A check that runs longer than this is stopped (the worker is replaced): the page never waits
+  // on an input without bound.
+  const CHECK_LIMIT_MS = 30000;
 
   // A small example written for the page: YAML with a syntax error.
   const BAD_YAML = {
@@ -66,16 +72,19 @@
     if (typeof wasm_bindgen === 'undefined') {
       throw new Error('pkg/ is missing: build the engine with `make playground`');
     }
+    // The compiled module also goes to the check worker (startWorker).
     if (location.protocol === 'http:' || location.protocol === 'https:') {
       try {
-        await wasm_bindgen({ module_or_path: 'pkg/stackguard_playground_bg.wasm' });
+        worker.module = await WebAssembly.compileStreaming(fetch('pkg/stackguard_playground_bg.wasm'));
+        wasm_bindgen.initSync({ module: worker.module });
         return 'streamed';
       } catch (e) {
         console.warn('stackguard: loading pkg/stackguard_playground_bg.wasm failed, using the inlined copy', e);
       }
     }
     await loadScript('pkg/wasm_inline.js');
-    wasm_bindgen.initSync({ module: base64Bytes(STACKGUARD_WASM_BASE64) });
+    worker.module = await WebAssembly.compile(base64Bytes(STACKGUARD_WASM_BASE64));
+    wasm_bindgen.initSync({ module: worker.module });
     return 'inlined';
   }
 
@@ -185,9 +194,87 @@
     $('findings').replaceChildren();
   }
 
+  // ---------------------------------------------------------------- the engine's worker
+
+  const worker = { current: null, module: null, nextId: 1, queued: null, watchdog: null };
+
+  function startWorker() {
+    const url = URL.createObjectURL(new Blob([STACKGUARD_WORKER_SOURCE], { type: 'text/javascript' }));
+    const w = new Worker(url);
+    w.onmessage = (event) => {
+      if (event.data.ready) URL.revokeObjectURL(url);
+      else finishCheck(event.data);
+    };
+    w.postMessage({ module: worker.module });
+    worker.current = w;
+  }
+
+  // Send one check to the worker; while one runs, only the latest request waits for it.
+  function postCheck(text, config) {
+    if (state.busy) {
+      worker.queued = { text, config };
+      return;
+    }
+    const id = worker.nextId++;
+    state.busy = { id, started: performance.now() };
+    worker.watchdog = setTimeout(() => stopCheck(id), CHECK_LIMIT_MS);
+    worker.current.postMessage({ id, text, config });
+  }
+
+  function nextQueued() {
+    const q = worker.queued;
+    worker.queued = null;
+    if (q) postCheck(q.text, q.config);
+  }
+
+  // The worker did not answer in time: replace it and say so.
+  function stopCheck(id) {
+    if (!state.busy || state.busy.id !== id) return;
+    worker.current.terminate();
+    state.busy = null;
+    state.checks++;
+    startWorker();
+    $('summary').className = 'summary bad';
+    $('summary').textContent =
+      `Not checked: the check was stopped after ${CHECK_LIMIT_MS / 1000} s. ` +
+      'Check this input with the stackguard CLI instead.';
+    $('errors').replaceChildren();
+    $('findings').replaceChildren();
+    nextQueued();
+  }
+
+  function finishCheck(msg) {
+    if (!state.busy || state.busy.id !== msg.id) return;
+    clearTimeout(worker.watchdog);
+    state.busy = null;
+    state.checks++;
+    if (msg.error !== undefined) {
+      if (msg.trap) {
+        // A trap (a panic: a bug, never bad input by design) leaves the instance unusable.
+        worker.current.terminate();
+        startWorker();
+        $('summary').className = 'summary bad';
+        $('summary').textContent = `The policy engine stopped (${msg.error}): please report the input.`;
+      } else {
+        showConfigError(msg.error);
+      }
+    } else {
+      state.lastCheckMs = msg.ms;
+      $('settings-error').hidden = true;
+      const r0 = performance.now();
+      state.report = JSON.parse(msg.out);
+      render(state.report);
+      state.lastRenderMs = performance.now() - r0;
+      $('timing').textContent =
+        `checked in ${state.lastCheckMs.toFixed(1)} ms` +
+        ` (+${state.lastRenderMs.toFixed(1)} ms to draw)`;
+      document.dispatchEvent(new CustomEvent('stackguard:checked', { detail: state.report }));
+    }
+    nextQueued();
+  }
+
   function runCheck() {
     clearTimeout(state.timer);
-    if (state.broken) return;
     $('results-pane').classList.remove('pending');
     let config;
     try {
@@ -196,34 +283,7 @@
       showConfigError(e.message);
       return;
     }
-    const text = editor.value;
-    const t0 = performance.now();
-    let out;
-    try {
-      out = wasm_bindgen.check(text, config);
-    } catch (e) {
-      state.checks++;
-      if (e instanceof WebAssembly.RuntimeError) {
-        // A trap (a panic: a bug, never bad input by design) leaves the module unusable.
-        state.broken = true;
-        $('summary').className = 'summary bad';
-        $('summary').textContent = `The policy engine stopped (${e.message}): please report the input, then reload the page.`;
-        return;
-      }
-      showConfigError(String(e && e.message ? e.message : e));
-      return;
-    }
-    state.lastCheckMs = performance.now() - t0;
-    state.checks++;
-    $('settings-error').hidden = true;
-    const r0 = performance.now();
-    state.report = JSON.parse(out);
-    render(state.report);
-    state.lastRenderMs = performance.now() - r0;
-    $('timing').textContent =
-      `checked in ${state.lastCheckMs.toFixed(1)} ms` +
-      ` (+${state.lastRenderMs.toFixed(1)} ms to draw)`;
-    document.dispatchEvent(new CustomEvent('stackguard:checked', { detail: state.report }));
+    postCheck(editor.value, config);
   }
 
   // ---------------------------------------------------------------- fix
@@ -500,6 +560,7 @@
     buildExamples();
     const t0 = performance.now();
     state.engine = await loadEngine();
+    startWorker();
     const loadMs = performance.now() - t0;
     state.policies = JSON.parse(wasm_bindgen.policies());
     buildSettingsPane();
@@ -518,7 +579,7 @@
     throw e;
   });
 
-  // For the browser test and the curious: the state and a synchronous check.
+  // For the browser test and the curious: the state and a check now (answered by the worker).
   window.stackguardPlayground = {
     ready,
     state,

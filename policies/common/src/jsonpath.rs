@@ -226,38 +226,72 @@ impl Query {
         Ok(Query { segments })
     }
 
-    /// Every node the query selects, in document order, with its normalized path.
-    pub fn select<'a>(&self, root: &'a Value) -> Vec<(String, &'a Value)> {
+    /// Every node the query selects, in document order, with its normalized path. `Err` when
+    /// the node list would pass [`MAX_NODES`] nodes or [`MAX_PATH_BYTES`] of paths (descendant
+    /// segments multiply: `$..*..*..*` over a large object).
+    pub fn select<'a>(&self, root: &'a Value) -> Result<Vec<(String, &'a Value)>, String> {
         let mut nodes = vec![("$".to_string(), root)];
         for segment in &self.segments {
-            let mut next = Vec::new();
+            let mut out = Out {
+                nodes: Vec::new(),
+                bytes: 0,
+            };
             for (path, node) in &nodes {
                 match segment {
-                    Segment::Child(sel) => apply(sel, path, node, &mut next),
-                    Segment::Descendant(sel) => descend(sel, path, node, &mut next),
+                    Segment::Child(sel) => apply(sel, path, node, &mut out),
+                    Segment::Descendant(sel) => descend(sel, path, node, &mut out),
                 }
+                .map_err(|()| {
+                    format!(
+                        "the query selects more than {MAX_NODES} nodes or {} MiB of paths",
+                        MAX_PATH_BYTES >> 20
+                    )
+                })?;
             }
-            nodes = next;
+            nodes = out.nodes;
         }
-        nodes
+        Ok(nodes)
     }
 }
 
-fn descend<'a>(sel: &[Selector], path: &str, node: &'a Value, out: &mut Vec<(String, &'a Value)>) {
-    apply(sel, path, node, out);
+/// At most this many nodes in a node list.
+pub const MAX_NODES: usize = 100_000;
+/// At most this many bytes of normalized paths in a node list.
+pub const MAX_PATH_BYTES: usize = 16 << 20;
+
+/// A node list under construction, within the bounds.
+struct Out<'a> {
+    nodes: Vec<(String, &'a Value)>,
+    bytes: usize,
+}
+
+impl<'a> Out<'a> {
+    fn push(&mut self, path: String, node: &'a Value) -> Result<(), ()> {
+        self.bytes += path.len();
+        if self.nodes.len() >= MAX_NODES || self.bytes > MAX_PATH_BYTES {
+            return Err(());
+        }
+        self.nodes.push((path, node));
+        Ok(())
+    }
+}
+
+fn descend<'a>(sel: &[Selector], path: &str, node: &'a Value, out: &mut Out<'a>) -> Result<(), ()> {
+    apply(sel, path, node, out)?;
     match node {
         Value::Object(m) => {
             for (k, v) in m {
-                descend(sel, &name_path(path, k), v, out);
+                descend(sel, &name_path(path, k), v, out)?;
             }
         }
         Value::Array(a) => {
             for (i, v) in a.iter().enumerate() {
-                descend(sel, &format!("{path}[{i}]"), v, out);
+                descend(sel, &format!("{path}[{i}]"), v, out)?;
             }
         }
         _ => {}
     }
+    Ok(())
 }
 
 fn name_path(path: &str, name: &str) -> String {
@@ -275,39 +309,40 @@ fn name_path(path: &str, name: &str) -> String {
     out
 }
 
-fn apply<'a>(sel: &[Selector], path: &str, node: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+fn apply<'a>(sel: &[Selector], path: &str, node: &'a Value, out: &mut Out<'a>) -> Result<(), ()> {
     for s in sel {
         match (s, node) {
             (Selector::Name(n), Value::Object(m)) => {
                 if let Some(v) = m.get(n) {
-                    out.push((name_path(path, n), v));
+                    out.push(name_path(path, n), v)?;
                 }
             }
             (Selector::Wildcard, Value::Object(m)) => {
-                out.extend(m.iter().map(|(k, v)| (name_path(path, k), v)));
+                for (k, v) in m {
+                    out.push(name_path(path, k), v)?;
+                }
             }
             (Selector::Wildcard, Value::Array(a)) => {
-                out.extend(
-                    a.iter()
-                        .enumerate()
-                        .map(|(i, v)| (format!("{path}[{i}]"), v)),
-                );
+                for (i, v) in a.iter().enumerate() {
+                    out.push(format!("{path}[{i}]"), v)?;
+                }
             }
             (Selector::Index(i), Value::Array(a)) => {
                 let len = a.len() as i64;
                 let idx = if *i < 0 { len + i } else { *i };
                 if (0..len).contains(&idx) {
-                    out.push((format!("{path}[{idx}]"), &a[idx as usize]));
+                    out.push(format!("{path}[{idx}]"), &a[idx as usize])?;
                 }
             }
             (Selector::Slice(start, end, step), Value::Array(a)) => {
                 for idx in slice_indices(a.len() as i64, *start, *end, *step) {
-                    out.push((format!("{path}[{idx}]"), &a[idx as usize]));
+                    out.push(format!("{path}[{idx}]"), &a[idx as usize])?;
                 }
             }
             _ => {}
         }
     }
+    Ok(())
 }
 
 /// RFC 9535 section 2.3.4.2.2: slice bounds normalised and clamped, any step.
@@ -320,7 +355,11 @@ fn slice_indices(len: i64, start: Option<i64>, end: Option<i64>, step: i64) -> V
         let mut i = lower;
         while i < upper {
             out.push(i);
-            i += step;
+            // A step past the end of `i64` ends the slice (found by fuzzing: it overflowed).
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
+            i = next;
         }
     } else if step < 0 {
         let upper = norm(start.unwrap_or(len - 1)).clamp(-1, len - 1);
@@ -328,7 +367,10 @@ fn slice_indices(len: i64, start: Option<i64>, end: Option<i64>, step: i64) -> V
         let mut i = upper;
         while lower < i {
             out.push(i);
-            i += step;
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
+            i = next;
         }
     }
     out
@@ -343,6 +385,7 @@ mod tests {
         Query::parse(q)
             .unwrap()
             .select(v)
+            .unwrap()
             .into_iter()
             .map(|(p, _)| p)
             .collect()
@@ -370,6 +413,29 @@ mod tests {
         );
         assert_eq!(paths("$", &v), ["$"]);
         assert!(paths("$.missing.x", &v).is_empty());
+    }
+
+    /// Fuzzing found it: a step that carries the index past `i64::MAX` overflowed (a panic with
+    /// overflow checks, an out-of-bounds index and a trap in the module without).
+    #[test]
+    fn huge_slice_steps_end_the_slice() {
+        let v = json!([1, 2, 3]);
+        assert_eq!(paths("$[1::9223372036854775807]", &v), ["$[1]"]);
+        assert_eq!(paths("$[-1::-9223372036854775808]", &v), ["$[2]"]);
+        assert_eq!(paths("$[::9223372036854775807]", &v), ["$[0]"]);
+    }
+
+    /// Descendant segments multiply: the node list is bounded, with an error.
+    #[test]
+    fn node_lists_are_bounded() {
+        let doc =
+            |n: usize| json!({"a": (0..n).map(|i| json!({"b": [i, i, i]})).collect::<Vec<_>>()});
+        let small = doc(400);
+        assert_eq!(paths("$..*", &small).len(), 1 + 400 * 5);
+        let count = |q: &str, v: &Value| Query::parse(q).unwrap().select(v).map(|n| n.len());
+        let e = count("$..*..*", &doc(20_000)).unwrap_err();
+        assert!(e.contains("more than 100000 nodes"), "{e}");
+        assert_eq!(count("$..*", &doc(19_000)), Ok(1 + 19_000 * 5));
     }
 
     #[test]

@@ -13,11 +13,16 @@
 
 mod directives;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Redis 7 built-in defaults for the directives the policies read.
 pub const DEFAULT_SAVE: &[(i64, i64)] = &[(3600, 1), (300, 100), (60, 10000)];
 pub const DEFAULT_MAXMEMORY_POLICY: &str = "noeviction";
+
+/// At most this much included text is read for one configuration: a file that includes itself,
+/// or includes the same file many times over, is refused there instead of expanding without
+/// bound (Redis itself recurses until it crashes, so it would not start either).
+pub const MAX_INCLUDED_BYTES: usize = 1 << 20;
 
 /// How Redis checks a directive's value.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +84,11 @@ pub struct RedisConfig {
     pub unresolved_includes: Vec<String>,
     /// The first line Redis refuses, with where and why: it would not start.
     pub error: Option<String>,
+    /// The entries of `unresolved_includes`, for reporting each once however often includes
+    /// repeat a file.
+    unresolved_seen: BTreeSet<String>,
+    /// Bytes of included text read so far (bounded by [`MAX_INCLUDED_BYTES`]).
+    included_bytes: usize,
 }
 
 /// Where the lines of the text being read come from.
@@ -214,6 +224,14 @@ impl RedisConfig {
                 let path = &args[0];
                 match (depth < 8).then(|| resolve(path)).flatten() {
                     Some(inner) => {
+                        self.included_bytes = self.included_bytes.saturating_add(inner.len());
+                        if self.included_bytes > MAX_INCLUDED_BYTES {
+                            return Err(format!(
+                                "include {path}: the includes expand to more than {} MiB of \
+                                 configuration (does a file include itself?)",
+                                MAX_INCLUDED_BYTES >> 20
+                            ));
+                        }
                         let src = Source {
                             origin: path,
                             file_lines: usize::MAX,
@@ -222,7 +240,12 @@ impl RedisConfig {
                         // Redis leaves "reading a file" mode after an included file.
                         self.reading_file = false;
                     }
-                    None => self.unresolved_includes.push(path.clone()),
+                    // Each reported once, however often the expansion meets it.
+                    None => {
+                        if self.unresolved_seen.insert(path.clone()) {
+                            self.unresolved_includes.push(path.clone());
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -743,6 +766,35 @@ mod tests {
 
     fn parse(text: &str) -> RedisConfig {
         RedisConfig::parse(text, "redis.conf", &mut |_| None)
+    }
+
+    /// Fuzzing found it: a few bytes that include themselves seven times per level ran out of
+    /// memory (7^8 expansions). The expansion now stops at `MAX_INCLUDED_BYTES`: Redis would
+    /// not start either (it recurses until it crashes).
+    #[test]
+    fn self_including_fan_out_is_bounded() {
+        let text = "include a\n".repeat(7) + "maxmemory-policy noeviction\n";
+        let mut reads = 0;
+        let c = RedisConfig::parse(&text, "redis.conf", &mut |_| {
+            reads += 1;
+            Some(text.clone())
+        });
+        let error = c.error.expect("the expansion is refused");
+        assert!(
+            error.contains("include a: the includes expand to more than 1 MiB"),
+            "{error}"
+        );
+        assert!(
+            reads <= MAX_INCLUDED_BYTES / text.len() + 1,
+            "{reads} reads"
+        );
+    }
+
+    /// An include that cannot be followed is reported once, however often it is met.
+    #[test]
+    fn unresolved_includes_are_reported_once() {
+        let c = parse("include a.conf\ninclude b.conf\ninclude a.conf\n");
+        assert_eq!(c.unresolved_includes, ["a.conf", "b.conf"]);
     }
 
     #[test]

@@ -451,10 +451,22 @@ impl Scan<'_> {
 
     fn extra_paths(&mut self, object: &serde_json::Value) {
         let compiled = self.compiled;
-        for (_, query) in &compiled.extra_paths {
-            for (found_path, found) in query.select(object) {
+        // Each node is read once, however many selected nodes hold it (`$..*` selects a node
+        // and every ancestor of it).
+        let mut seen = std::collections::HashSet::new();
+        for (text, query) in &compiled.extra_paths {
+            let found = match query.select(object) {
+                Ok(found) => found,
+                Err(e) => {
+                    self.verdict.warn(format!(
+                        "extraPaths {text}: {e}; its fields were not scanned"
+                    ));
+                    continue;
+                }
+            };
+            for (found_path, found) in found {
                 let mut strings = Vec::new();
-                collect_strings(found, &found_path, &mut strings);
+                collect_strings(found, &found_path, &mut seen, &mut strings);
                 for (path, s) in strings {
                     self.text(&path, &format!("field {path}"), s, None);
                     for (line, k, v) in secrets::key_value_lines(s) {
@@ -471,18 +483,27 @@ impl Scan<'_> {
     }
 }
 
-/// Every string in `v` (recursively), with a JSONPath-like location.
-fn collect_strings<'a>(v: &'a serde_json::Value, path: &str, out: &mut Vec<(String, &'a str)>) {
+/// Every string in `v` (recursively), with a JSONPath-like location; nodes in `seen` (read
+/// before) are skipped.
+fn collect_strings<'a>(
+    v: &'a serde_json::Value,
+    path: &str,
+    seen: &mut std::collections::HashSet<*const serde_json::Value>,
+    out: &mut Vec<(String, &'a str)>,
+) {
+    if !seen.insert(v) {
+        return;
+    }
     match v {
         serde_json::Value::String(s) => out.push((path.to_string(), s)),
         serde_json::Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
-                collect_strings(x, &format!("{path}[{i}]"), out);
+                collect_strings(x, &format!("{path}[{i}]"), seen, out);
             }
         }
         serde_json::Value::Object(m) => {
             for (k, x) in m {
-                collect_strings(x, &format!("{path}['{k}']"), out);
+                collect_strings(x, &format!("{path}['{k}']"), seen, out);
             }
         }
         _ => {}
@@ -538,6 +559,7 @@ mod tests {
                 stackguard_common::jsonpath::Query::parse(q)
                     .unwrap_or_else(|e| panic!("{q}: {e}"))
                     .select(&object)
+                    .unwrap()
                     .into_iter()
                     .map(|(p, v)| (p, v.clone()))
                     .collect();

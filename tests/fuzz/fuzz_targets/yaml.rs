@@ -1,0 +1,37 @@
+//! The manifest reader: decoding, YAML streams (and concatenated JSON), `kind: List`
+//! expansion and field-line location, on any bytes: no panic, no unbounded work, and every line
+//! it reports lies inside the text.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use stackguard::manifest::{self, Input, Object, SourceFile};
+
+fuzz_target!(init: stackguard_fuzz::init("yaml"), |data: &[u8]| {
+    let Ok(text) = manifest::decode(data) else {
+        return;
+    };
+    let lines = text.split('\n').count();
+    for json in [false, true] {
+        let src = SourceFile {
+            input: Input::Stdin,
+            name: "fuzz".to_string(),
+            text: text.clone(),
+            json,
+        };
+        let parsed = manifest::parse(0, &src);
+        for e in &parsed.errors {
+            let line = e.line.unwrap_or(1);
+            assert!((1..=lines).contains(&line), "error line {line} of {lines}: {e}");
+        }
+        let objects: Vec<&Object> = parsed.objects.iter().collect();
+        let located = manifest::locate(&src, &objects);
+        for o in &parsed.objects {
+            assert!((1..=lines).contains(&o.line), "object line {} of {lines}", o.line);
+            for path in ["metadata.name", "spec.template.spec.containers[0].image", "data"] {
+                let line = manifest::field_line(&located, o, Some(path));
+                assert!((1..=lines).contains(&line), "{path}: line {line} of {lines}");
+            }
+        }
+    }
+    let _ = stackguard::yaml::root_tag(&text);
+});

@@ -845,6 +845,9 @@ pub enum PsqlInput {
         text: Word,
         line: usize,
         from_stdin: bool,
+        /// False when it runs only if an earlier `-c '\connect …'` whose outcome depends on
+        /// the server (a user, host or connection option) opened its connection.
+        certain: bool,
     },
     /// SQL the script does not contain: `-f file`, `< file`, or the output of another program.
     Elsewhere { what: String, line: usize },
@@ -946,13 +949,25 @@ pub fn psql_calls(commands: &[Command], env: &BTreeMap<String, String>) -> Vec<P
             .or(user)
             .or(opts.username.clone())
             .or_else(|| env_var("PGUSER"));
+        let mut actions = Actions {
+            on_error_stop: opts.on_error_stop,
+            ..Actions::default()
+        };
         for input in &opts.inputs {
+            if actions.stopped {
+                break;
+            }
             match input {
-                OptInput::Command(w) => call.inputs.push(PsqlInput::Sql {
-                    text: w.clone(),
-                    line: c.line,
-                    from_stdin: false,
-                }),
+                OptInput::Command(w) => {
+                    if let Some((text, certain)) = actions.command(w) {
+                        call.inputs.push(PsqlInput::Sql {
+                            text,
+                            line: c.line,
+                            from_stdin: false,
+                            certain,
+                        });
+                    }
+                }
                 OptInput::File(f) if f.text == "-" => {
                     call.inputs.extend(stdin_input(commands, i, &lookup));
                 }
@@ -983,6 +998,7 @@ fn stdin_input(
             text,
             line,
             from_stdin: true,
+            certain: true,
         })
     };
     match &c.stdin {
@@ -1043,6 +1059,77 @@ fn stdin_input(
             sql(text, prev.line)
         }
         _ => elsewhere(),
+    }
+}
+
+/// psql's `-c` actions in order, as its `main` runs them: a `-c` that starts with a backslash
+/// is one meta-command (the rest of its text is ignored); any other `-c` is sent to the server
+/// as one query string, meta-commands in it included. A `\connect` that fails closes the
+/// connection: the queries after it are not sent until a `\connect` opens one, and with
+/// `ON_ERROR_STOP` psql stops at the first action that fails.
+#[derive(Default)]
+struct Actions {
+    on_error_stop: bool,
+    /// No connection: an earlier `\connect` certainly failed.
+    down: bool,
+    /// A `\connect` that may have failed and left psql without a connection.
+    maybe_down: bool,
+    /// A `\connect` that may have failed under `ON_ERROR_STOP`: psql may have stopped.
+    maybe_stopped: bool,
+    /// A `\connect` certainly failed under `ON_ERROR_STOP`: nothing more runs.
+    stopped: bool,
+}
+
+impl Actions {
+    /// The text of `-c w` psql acts on, if it does, and whether it certainly does.
+    fn command(&mut self, w: &Word) -> Option<(Word, bool)> {
+        if !w.text.starts_with('\\') {
+            let certain = !self.maybe_stopped && !self.maybe_down;
+            return (!self.down).then(|| (w.clone(), certain));
+        }
+        let certain = !self.maybe_stopped;
+        let end = w.text.find('\n').unwrap_or(w.text.len());
+        let meta = w.clone().head(end);
+        let (rendered, _) = meta.render(&|_| "\u{FFFC}".to_string());
+        let tokens = crate::sql::tokenize(&rendered);
+        let Some(crate::sql::TokenKind::Meta { name, args }) = tokens.first().map(|t| &t.kind)
+        else {
+            return Some((meta, certain));
+        };
+        match *name {
+            "c" | "connect" => {
+                let expands = |k: usize| args.get(k).is_some_and(|a| a.contains('\u{FFFC}'));
+                match crate::sql::connect_outcome(args, &expands) {
+                    // Without ON_ERROR_STOP a failed connection is only closed: this one
+                    // opens again (with the defaults, or the parameters that worked).
+                    crate::sql::ConnectOutcome::Opens => {
+                        self.down = false;
+                        self.maybe_down = false;
+                    }
+                    crate::sql::ConnectOutcome::Unknown => {
+                        self.maybe_down = true;
+                        self.maybe_stopped |= self.on_error_stop;
+                    }
+                    crate::sql::ConnectOutcome::Fails => {
+                        self.down = true;
+                        self.maybe_down = false;
+                        self.stopped = self.on_error_stop;
+                        return None;
+                    }
+                }
+            }
+            "set" | "unset" if args.first().is_some_and(|a| a == "ON_ERROR_STOP") => {
+                self.on_error_stop = match *name {
+                    "unset" => false,
+                    _ => args
+                        .get(1)
+                        .and_then(|v| crate::sql::psql_bool(v))
+                        .unwrap_or(self.on_error_stop),
+                };
+            }
+            _ => {}
+        }
+        Some((meta, certain))
     }
 }
 
@@ -1308,6 +1395,56 @@ mod tests {
         assert_eq!(texts(&c[2]), vec!["SELECT 1"]);
         // `2>/dev/null` is a redirection, not a database name; the user names the database.
         assert_eq!(c[2].database, None);
+    }
+
+    /// What psql does with `-c`: a backslash `-c` is one meta-command, a `\connect` with a bad
+    /// port fails (and ends the run under ON_ERROR_STOP, else leaves it disconnected until a
+    /// `\connect` opens), one with a user or host may fail.
+    #[test]
+    fn dash_c_meta_commands_and_connects() {
+        let certain = |c: &PsqlCall| -> Vec<(String, bool)> {
+            c.inputs
+                .iter()
+                .filter_map(|i| match i {
+                    PsqlInput::Sql { text, certain, .. } => Some((text.text.clone(), *certain)),
+                    PsqlInput::Elsewhere { .. } => None,
+                })
+                .collect()
+        };
+        let bad_port = "-c 'SELECT 1' -c '\\connect db SELECT x FROM t;' -c 'SELECT 2'";
+        let c = calls(&format!(
+            "psql -v ON_ERROR_STOP=1 {bad_port}\npsql {bad_port} -c '\\c db' -c 'SELECT 3'"
+        ));
+        assert_eq!(certain(&c[0]), vec![("SELECT 1".to_string(), true)]);
+        assert_eq!(
+            certain(&c[1]),
+            vec![
+                ("SELECT 1".to_string(), true),
+                ("\\c db".to_string(), true),
+                ("SELECT 3".to_string(), true)
+            ]
+        );
+        let c = calls(
+            "psql -c '\\connect db someone\nCREATE EXTENSION x;' -c 'SELECT 1' -c '\\c other' -c 'SELECT 2'",
+        );
+        assert_eq!(
+            certain(&c[0]),
+            vec![
+                ("\\connect db someone".to_string(), true),
+                ("SELECT 1".to_string(), false),
+                ("\\c other".to_string(), true),
+                ("SELECT 2".to_string(), true)
+            ]
+        );
+        // A query string is sent as it is: a meta-command inside it is not psql's.
+        let c = calls("psql -c 'SELECT 1; \\connect db x y z' -c 'SELECT 2'");
+        assert_eq!(
+            texts(&c[0]),
+            vec!["SELECT 1; \\connect db x y z", "SELECT 2"]
+        );
+        // A port from an expansion may be valid.
+        let c = calls("psql -v ON_ERROR_STOP=1 -c \"\\\\connect db u h $PORT\" -c 'SELECT 1'");
+        assert_eq!(certain(&c[0])[1], ("SELECT 1".to_string(), false));
     }
 
     #[test]

@@ -499,6 +499,57 @@ fn connect_target(args: &[String]) -> Option<String> {
     (first != "-").then(|| first.clone())
 }
 
+/// Whether a `\connect` reaches the server, as far as its arguments tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectOutcome {
+    /// Only a database (or nothing): the connection opens when the database exists.
+    Opens,
+    /// A user, host or connection option is given: whether it opens depends on the server.
+    Unknown,
+    /// psql or libpq refuses the arguments (a port that is not a number from 1 to 65535).
+    Fails,
+}
+
+/// How `\connect [-reuse-previous=…] [dbname [user [host [port]]]] | conninfo` ends, from its
+/// arguments as psql splits them. `unknown`: an argument (by index) holds a shell expansion.
+pub fn connect_outcome(args: &[String], unknown: &dyn Fn(usize) -> bool) -> ConnectOutcome {
+    let skip = usize::from(
+        args.first()
+            .is_some_and(|a| a.starts_with("-reuse-previous=")),
+    );
+    let given = |k: usize| args.get(skip + k).filter(|a| a.as_str() != "-");
+    if let Some(port) = given(3) {
+        let valid = port
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|p| (1..=65535).contains(&p));
+        if !valid && !port.trim().is_empty() {
+            return if unknown(skip + 3) {
+                ConnectOutcome::Unknown
+            } else {
+                ConnectOutcome::Fails
+            };
+        }
+    }
+    let only_dbname = given(0).is_none_or(|d| {
+        match d
+            .strip_prefix("postgresql://")
+            .or_else(|| d.strip_prefix("postgres://"))
+        {
+            // A URI without host, user or parameters: `postgresql:///db`.
+            Some(rest) => rest.starts_with('/') && !rest.contains('?'),
+            None => d
+                .split_whitespace()
+                .all(|kv| kv.starts_with("dbname=") || !kv.contains('=')),
+        }
+    });
+    if (1..4).any(|k| given(k).is_some()) || !only_dbname {
+        ConnectOutcome::Unknown
+    } else {
+        ConnectOutcome::Opens
+    }
+}
+
 struct Scanner<'u> {
     unknown: &'u [Range<usize>],
     events: Vec<Event>,
@@ -886,6 +937,33 @@ mod tests {
                    DO $body$ BEGIN EXECUTE 'CREATE EXTENSION f'; END $body$;\nSELECT $$;CREATE EXTENSION g;$$;\n\
                    CREATE EXTENSION real_one;";
         assert_eq!(exts(src), vec!["real_one"]);
+    }
+
+    #[test]
+    fn connect_outcomes() {
+        let outcome = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            connect_outcome(&args, &|_| false)
+        };
+        assert_eq!(outcome(&[]), ConnectOutcome::Opens);
+        assert_eq!(outcome(&["db"]), ConnectOutcome::Opens);
+        assert_eq!(
+            outcome(&["-reuse-previous=on", "db", "-"]),
+            ConnectOutcome::Opens
+        );
+        assert_eq!(outcome(&["dbname=db"]), ConnectOutcome::Opens);
+        assert_eq!(outcome(&["postgresql:///db"]), ConnectOutcome::Opens);
+        assert_eq!(outcome(&["db", "someone"]), ConnectOutcome::Unknown);
+        assert_eq!(
+            outcome(&["db", "u", "host", "5433"]),
+            ConnectOutcome::Unknown
+        );
+        assert_eq!(outcome(&["dbname=db host=h"]), ConnectOutcome::Unknown);
+        assert_eq!(outcome(&["postgresql://h/db"]), ConnectOutcome::Unknown);
+        assert_eq!(outcome(&["db", "u", "h", "FROM"]), ConnectOutcome::Fails);
+        assert_eq!(outcome(&["db", "u", "h", "70000"]), ConnectOutcome::Fails);
+        let args: Vec<String> = ["db", "u", "h", "\u{FFFC}"].map(String::from).to_vec();
+        assert_eq!(connect_outcome(&args, &|k| k == 3), ConnectOutcome::Unknown);
     }
 
     #[test]

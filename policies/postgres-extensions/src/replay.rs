@@ -157,9 +157,9 @@ enum Res {
     MayFail(String),
 }
 
-/// SQL a session runs (with the shell expansions it contains), and the line it starts on in
-/// its file.
-type Input<'a> = (&'a Word, usize);
+/// SQL a session runs (with the shell expansions it contains), the line it starts on in its
+/// file, and whether it certainly runs (false after a `\connect` that may have failed).
+type Input<'a> = (&'a Word, usize, bool);
 
 impl Replay {
     /// A fresh cluster as the official image's entrypoint leaves it before the init scripts:
@@ -211,7 +211,12 @@ impl Replay {
             }
             if name.ends_with(".sql") {
                 let db = self.default_db.clone();
-                self.session(Some(db), true, name, &[(&Word::literal(text.as_str()), 1)]);
+                self.session(
+                    Some(db),
+                    true,
+                    name,
+                    &[(&Word::literal(text.as_str()), 1, true)],
+                );
             } else if name.ends_with(".sh") {
                 self.script(name, text);
             } else if name.ends_with(".sql.gz")
@@ -247,7 +252,12 @@ impl Replay {
             let mut inputs: Vec<Input<'_>> = Vec::new();
             for input in &call.inputs {
                 match input {
-                    PsqlInput::Sql { text, line, .. } => inputs.push((text, *line)),
+                    PsqlInput::Sql {
+                        text,
+                        line,
+                        certain,
+                        ..
+                    } => inputs.push((text, *line, *certain)),
                     PsqlInput::Elsewhere { what, line } => self.unknown_effects(format!(
                         "{name} line {line}: psql runs SQL from {what}, which was not read"
                     )),
@@ -264,7 +274,7 @@ impl Replay {
             Some(database.to_string()),
             true,
             origin,
-            &[(&Word::literal(text), 1)],
+            &[(&Word::literal(text), 1, true)],
         );
     }
 
@@ -289,7 +299,14 @@ impl Replay {
         if !self.connect(&mut s, db, first) {
             return;
         }
-        for (text, first_line) in inputs {
+        for (text, first_line, certain) in inputs {
+            if !certain && !self.may_have_stopped {
+                // It runs only if an earlier connection opened: its effects are only maybe.
+                self.uncertain.push(format!(
+                    "{origin} line {first_line}: runs only if an earlier \\connect succeeded"
+                ));
+                self.may_have_stopped = true;
+            }
             for e in sql::scan_shell(text) {
                 let line = first_line + e.line() - 1;
                 if !self.event(&mut s, &e, line) {

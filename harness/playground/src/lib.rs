@@ -185,7 +185,7 @@ pub fn version() -> String {
 mod tests {
     use super::*;
 
-    const ROOT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: n\nspec:\n  containers:\n    - name: c\n      image: busybox\n      securityContext:\n        privileged: true\n";
+    const ROOT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: ns\nspec:\n  containers:\n    - name: c\n      image: busybox\n      securityContext:\n        privileged: true\n";
 
     fn report(text: &str, config: &str) -> Value {
         serde_json::from_str(&check_text(text.to_string(), config, None).unwrap()).unwrap()
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn fix_fills_in_and_shows_the_diff() {
-        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: n\nspec:\n  containers:\n    - name: c\n      image: busybox\n      securityContext:\n        runAsNonRoot: true\n";
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: ns\nspec:\n  containers:\n    - name: c\n      image: busybox\n      securityContext:\n        runAsNonRoot: true\n";
         let only = r#"{"policies": {"resource-limits": {"enabled": false}, "pod-anti-affinity": {"enabled": false}}}"#;
         let out: Value = serde_json::from_str(&fix_text(text.into(), only, None).unwrap()).unwrap();
         assert_eq!(out["changed"], true, "{out}");

@@ -316,7 +316,10 @@ fn cases() -> Vec<Case> {
         file: "big-list.json".to_string(),
         form: Form::Manifests,
         text: json!({"apiVersion": "v1", "kind": "List", "items": all}).to_string(),
-        expect: vec!["plaintext PASSWORD", "the includes expand to more than 1 MiB"],
+        expect: vec![
+            "plaintext PASSWORD",
+            "the includes expand to more than 1 MiB",
+        ],
         module: "",
     });
     // Requests the API server would never send, but a file may hold.

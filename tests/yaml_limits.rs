@@ -198,7 +198,11 @@ fn sixteen_mib_of_deployments_are_checked_up_to_the_file_bound() {
     let (code, report) = check("big-16mb.yaml");
     assert_eq!(code, 1);
     let (names, errors) = summary(&report);
-    assert_eq!(names.first().map(String::as_str), Some("before"), "{report}");
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("before"),
+        "{report}"
+    );
     assert!(
         report["summary"]["objects"].as_u64().unwrap() > 3000,
         "{}",

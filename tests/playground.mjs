@@ -287,6 +287,8 @@ function key(f) {
 }
 
 async function typeBadManifest(page) {
+  // A check still running in the worker (the page's first one) would be counted as this one.
+  await page.waitForFunction(() => window.stackguardPlayground.state.report && !window.stackguardPlayground.state.busy, null, { timeout: 60000 });
   const before = await checksSoFar(page);
   await page.click('#editor');
   await page.keyboard.press('Control+A');
@@ -546,7 +548,8 @@ try {
     });
     assert.ok(during.busy, 'the page answered only after the check: it is not off the main thread');
     assert.equal(during.open, false, 'a click during the check was not handled');
-    await page.click('details[data-policy="resource-limits"] summary');
+    // (A click on the summary itself: its middle is the label of the policy's enabled checkbox.)
+    await page.$eval('details[data-policy="resource-limits"] summary', (s) => s.click());
     await waitForCheck(page, before, 60000);
     const hostile = await page.evaluate(() => {
       clearInterval(window.__gapTimer);
@@ -593,6 +596,8 @@ try {
   await disk.goto(`file://${path.join(web, 'index.html')}#example=broken-postgres`);
   await disk.evaluate(() => window.stackguardPlayground.ready);
   assert.equal(await disk.evaluate(() => window.stackguardPlayground.state.engine), 'inlined');
+  // The example's first check runs in the worker: wait for its report.
+  await disk.waitForFunction(() => window.stackguardPlayground.state.report, null, { timeout: 30000 });
   const diskExample = await disk.evaluate(() => ({
     text: document.getElementById('editor').value,
     report: window.stackguardPlayground.state.report,

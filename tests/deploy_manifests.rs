@@ -303,7 +303,7 @@ fn the_mutating_component_switches_the_workload_policies_to_mutation() {
 /// Every rejection of `objects` by the six policies under the settings of
 /// `deploy/kubewarden/`, with `objects` as cluster state for context-aware rules.
 fn rejections(objects: &[Manifest]) -> Vec<(String, String)> {
-    let mut store = ObjectStore::new();
+    let store = ObjectStore::new();
     for m in objects {
         store.insert(m.object.clone());
     }

@@ -154,7 +154,7 @@ fn run_policy(policy: &str) -> usize {
             ),
             other => panic!("{name}: expect must be accept, reject or mutate, not {other}"),
         };
-        let mut store = ObjectStore::new();
+        let store = ObjectStore::new();
         docs.for_each(|d| store.insert(d));
         let store = Arc::new(store);
         let op = Op::parse(header.operation.as_deref().unwrap_or("CREATE"))

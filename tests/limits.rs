@@ -285,9 +285,49 @@ fn big_objects() -> Vec<(&'static str, &'static str, Value, Vec<&'static str>)> 
     ]
 }
 
+/// 16 MiB of PostgreSQL StatefulSets whose init ConfigMap comes last: each one looks the
+/// ConfigMap up before it is read, so each waits (its whole value kept) to be evaluated again
+/// with the complete cluster state, until those waiting exceed the memory budget; the rest are
+/// checked with the context read so far, and the report says so.
+fn context_waiting(size: usize) -> String {
+    let mut s = fill(size, |i| {
+        let env: Vec<Value> = (0..60)
+            .map(|k| json!({"name": format!("S{k}"), "value": format!("{k}")}))
+            .collect();
+        let labels = json!({"app": format!("pg{i}"), "stackguard.io/postgres-init": "true"});
+        let sts = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": meta(&format!("pg{i}"), labels.clone()),
+            "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                "containers": [{"name": "postgres", "image": "postgis/postgis:15-3.4", "env": env,
+                    "volumeMounts": [{"name": "init", "mountPath": "/docker-entrypoint-initdb.d"}]}],
+                "volumes": [{"name": "init", "configMap": {"name": "init"}}]}}},
+        });
+        format!("---\n{sts}\n")
+    });
+    let init = config_map(
+        "init",
+        json!({}),
+        "init.sql",
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto;\n".to_string(),
+    );
+    s.push_str(&format!("---\n{init}\n"));
+    s
+}
+
 /// The hostile inputs of both forms.
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
+    out.push(Case {
+        file: "context-waiting.yaml".to_string(),
+        form: Form::Manifests,
+        text: context_waiting(16 << 20),
+        expect: vec![
+            "never create the required extension(s) postgis",
+            "checked with the cluster context read so far",
+        ],
+        module: "",
+    });
     let mut all = Vec::new();
     for (name, module, object, expect) in big_objects() {
         let review = json!({

@@ -64,43 +64,79 @@ impl Op {
 
 /// An AdmissionRequest for `object` (for DELETE the object goes to `oldObject`).
 pub fn request_for(object: &Value, op: Op, uid: &str) -> Value {
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-    let meta = object.get("metadata");
-    let name = meta
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let namespace = meta
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let (group, version) = group_version(api_version);
-    let gvk = json!({"group": group, "version": version, "kind": kind});
-    let gvr = json!({"group": group, "version": version, "resource": resource_name(kind)});
-    let (obj, old) = match op {
-        Op::Delete => (Value::Null, object.clone()),
-        Op::Update => (object.clone(), object.clone()),
-        Op::Create => (object.clone(), Value::Null),
-    };
-    json!({
-        "uid": uid,
-        "kind": gvk,
-        "resource": gvr,
-        "requestKind": gvk,
-        "requestResource": gvr,
-        "name": name,
-        "namespace": namespace,
-        "operation": op.as_str(),
-        "userInfo": {"username": "stackguard", "groups": ["system:authenticated"]},
-        "object": obj,
-        "oldObject": old,
-        "dryRun": false,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": format!("{}Options", titled(op))},
-    })
+    serde_json::to_value(Request::new(object, op, uid)).unwrap_or(Value::Null)
+}
+
+/// The AdmissionRequest of [`request_for`], borrowing the object: serialize it to send a large
+/// object to a module without copying it first.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request<'a> {
+    uid: &'a str,
+    kind: GroupVersion<'a>,
+    resource: GroupVersion<'a>,
+    request_kind: GroupVersion<'a>,
+    request_resource: GroupVersion<'a>,
+    name: &'a str,
+    namespace: &'a str,
+    operation: &'static str,
+    user_info: Value,
+    object: Option<&'a Value>,
+    old_object: Option<&'a Value>,
+    dry_run: bool,
+    options: Value,
+}
+
+/// A `kind` (`{group, version, kind}`) or a `resource` (`{group, version, resource}`).
+#[derive(Clone, serde::Serialize)]
+struct GroupVersion<'a> {
+    group: &'a str,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
+}
+
+impl<'a> Request<'a> {
+    pub fn new(object: &'a Value, op: Op, uid: &'a str) -> Request<'a> {
+        let text = |v: Option<&'a Value>| v.and_then(Value::as_str).unwrap_or("");
+        let (group, version) = group_version(text(object.get("apiVersion")));
+        let kind = text(object.get("kind"));
+        let meta = object.get("metadata");
+        let gvk = GroupVersion {
+            group,
+            version,
+            kind: Some(kind),
+            resource: None,
+        };
+        let gvr = GroupVersion {
+            group,
+            version,
+            kind: None,
+            resource: Some(resource_name(kind)),
+        };
+        let (obj, old) = match op {
+            Op::Delete => (None, Some(object)),
+            Op::Update => (Some(object), Some(object)),
+            Op::Create => (Some(object), None),
+        };
+        Request {
+            uid,
+            kind: gvk.clone(),
+            resource: gvr.clone(),
+            request_kind: gvk,
+            request_resource: gvr,
+            name: text(meta.and_then(|m| m.get("name"))),
+            namespace: text(meta.and_then(|m| m.get("namespace"))),
+            operation: op.as_str(),
+            user_info: json!({"username": "stackguard", "groups": ["system:authenticated"]}),
+            object: obj,
+            old_object: old,
+            dry_run: false,
+            options: json!({"apiVersion": "meta.k8s.io/v1", "kind": format!("{}Options", titled(op))}),
+        }
+    }
 }
 
 fn titled(op: Op) -> &'static str {

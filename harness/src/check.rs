@@ -9,8 +9,9 @@ use crate::config::{self, Config};
 use crate::engine::{Engine, par_map};
 use crate::manifest::{self, Input, Object, SourceFile};
 use crate::report::{self, Format, Report};
+use crate::yaml;
 use anyhow::{Result, anyhow};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -64,8 +65,8 @@ pub fn main(args: Args) -> Result<i32> {
     let inputs = inputs(&args.paths, &config)?;
 
     let started = Instant::now();
-    let loaded = load(&inputs);
     if args.parse_only {
+        let loaded = load(&inputs);
         let objects: usize = loaded.objects.len();
         eprintln!(
             "parsed {} files, {objects} objects, {} errors in {:.1} ms",
@@ -77,7 +78,8 @@ pub fn main(args: Args) -> Result<i32> {
     }
 
     let engine = build_engine(&args.modules, &config)?;
-    let findings = engine.check(&loaded.objects, &config);
+    let (loaded, findings) =
+        crate::stream::check(&inputs, &|_, i| manifest::read(i), &engine, &config);
     let report = build_report(&loaded, &engine, findings);
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
@@ -219,19 +221,28 @@ pub fn build_report(
     engine: &Engine,
     findings: Vec<crate::engine::Finding>,
 ) -> Report {
-    let mut by_file: HashMap<usize, Vec<&Object>> = HashMap::new();
+    // Per file: the objects with findings, and per document the paths the findings name.
+    type Wanted<'o> = (Vec<&'o Object>, HashMap<usize, HashSet<String>>);
+    let mut by_file: HashMap<usize, Wanted<'_>> = HashMap::new();
+    let mut last: Option<usize> = None;
     for f in &findings {
         let o = &loaded.objects[f.object];
-        let list = by_file.entry(o.file).or_default();
-        if !list.iter().any(|x| std::ptr::eq(*x, o)) {
-            list.push(o);
+        let (objects, paths) = by_file.entry(o.file).or_default();
+        if last != Some(f.object) {
+            objects.push(o);
+            last = Some(f.object);
+        }
+        if let Some(path) = &f.path {
+            let full = manifest::full_path(o, path);
+            let doc = paths.entry(o.doc).or_default();
+            doc.extend(yaml::with_ancestors(&full).map(str::to_string));
         }
     }
-    let files: Vec<(usize, Vec<&Object>)> = by_file.into_iter().collect();
+    let files: Vec<(usize, Wanted<'_>)> = by_file.into_iter().collect();
     let located: HashMap<usize, _> = par_map(
         &files,
         || (),
-        |_, _, (file, objs)| (*file, manifest::locate(&loaded.files[*file], objs)),
+        |_, _, (file, (objs, paths))| (*file, manifest::locate(&loaded.files[*file], objs, paths)),
     )
     .into_iter()
     .collect();

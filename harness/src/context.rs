@@ -4,20 +4,40 @@
 use serde::Deserialize;
 use serde_json::Value;
 use stackguard_common::ClusterContext;
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 /// An object's identity: (apiVersion, kind, namespace, name).
 pub type Key = (String, String, String, String);
 
 /// Objects indexed by (apiVersion, kind, namespace, name). Lookups of objects it does not hold
 /// are remembered ([`ObjectStore::take_misses`]), so a caller that can fetch them (`audit`,
-/// from the live cluster) knows what to add before evaluating again.
+/// from the live cluster) knows what to add before evaluating again. Objects may be added while
+/// policies read it (`check` streams its inputs): [`lookups`] tells a caller whether an
+/// evaluation read it at all, so one made before the store was complete can be made again.
 #[derive(Debug, Default)]
 pub struct ObjectStore {
-    objects: Vec<Value>,
-    index: HashMap<Key, usize>,
+    held: RwLock<Held>,
     misses: Mutex<BTreeSet<Key>>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    objects: Vec<Value>,
+    /// Where each object came from, in reading order: the later one of an identity wins.
+    ranks: Vec<(usize, usize)>,
+    index: HashMap<Key, usize>,
+}
+
+thread_local! {
+    static LOOKUPS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many lookups this thread has made in any [`ObjectStore`] (host calls of a module run
+/// on the thread that evaluates it): compare before and after an evaluation.
+pub fn lookups() -> u64 {
+    LOOKUPS.with(Cell::get)
 }
 
 fn field<'a>(v: &'a Value, path: &[&str]) -> &'a str {
@@ -37,38 +57,66 @@ impl ObjectStore {
     }
 
     /// Add an object; a later object with the same identity replaces an earlier one.
-    pub fn insert(&mut self, object: Value) {
+    pub fn insert(&self, object: Value) {
+        let rank = (0, self.len());
+        self.insert_ranked(object, rank);
+    }
+
+    /// Add an object found at `rank` (file, then place in it) of a reading order whose objects
+    /// may arrive out of order: of two with the same identity, the later in that order wins.
+    pub fn insert_ranked(&self, object: Value, rank: (usize, usize)) {
         let key = (
             field(&object, &["apiVersion"]).to_string(),
             field(&object, &["kind"]).to_string(),
             field(&object, &["metadata", "namespace"]).to_string(),
             field(&object, &["metadata", "name"]).to_string(),
         );
-        match self.index.get(&key) {
-            Some(&i) => self.objects[i] = object,
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+        let held = &mut *held;
+        match held.index.get(&key) {
+            Some(&i) if held.ranks[i] <= rank => {
+                held.objects[i] = object;
+                held.ranks[i] = rank;
+            }
+            Some(_) => {}
             None => {
-                self.index.insert(key, self.objects.len());
-                self.objects.push(object);
+                held.index.insert(key, held.objects.len());
+                held.objects.push(object);
+                held.ranks.push(rank);
             }
         }
     }
 
     pub fn len(&self) -> usize {
-        self.objects.len()
+        self.read().objects.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
+        self.len() == 0
     }
 
-    fn find(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Held> {
+        self.held.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Look an object up and hand it to `with` (the store stays locked for reading meanwhile).
+    fn find<R>(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        with: impl FnOnce(&Value) -> R,
+    ) -> Option<R> {
+        LOOKUPS.with(|n| n.set(n.get() + 1));
+        let held = self.read();
         let key = (
             api_version.to_string(),
             kind.to_string(),
             namespace.to_string(),
             name.to_string(),
         );
-        let found = self.index.get(&key).map(|&i| &self.objects[i]).or_else(|| {
+        let found = held.index.get(&key).map(|&i| &held.objects[i]).or_else(|| {
             // Manifests often omit the namespace: accept an object without one.
             if namespace.is_empty() {
                 return None;
@@ -79,14 +127,14 @@ impl ObjectStore {
                 String::new(),
                 name.to_string(),
             );
-            self.index.get(&key).map(|&i| &self.objects[i])
+            held.index.get(&key).map(|&i| &held.objects[i])
         });
         if found.is_none()
             && let Ok(mut m) = self.misses.lock()
         {
             m.insert(key);
         }
-        found
+        found.map(with)
     }
 
     /// The objects looked up but not found since the last call, each once.
@@ -109,8 +157,8 @@ impl ObjectStore {
         let r: Req = serde_json::from_slice(payload)
             .map_err(|e| format!("malformed get_resource request: {e}"))?;
         let ns = r.namespace.unwrap_or_default();
-        match self.find(&r.api_version, &r.kind, &ns, &r.name) {
-            Some(v) => serde_json::to_vec(v).map_err(|e| e.to_string()),
+        match self.find(&r.api_version, &r.kind, &ns, &r.name, serde_json::to_vec) {
+            Some(v) => v.map_err(|e| e.to_string()),
             None => Err(format!(
                 "{} {}/{} ({}) not found",
                 r.kind, ns, r.name, r.api_version
@@ -129,7 +177,9 @@ impl ObjectStore {
         }
         let r: Req =
             serde_json::from_slice(payload).map_err(|e| format!("malformed {op} request: {e}"))?;
-        let items: Vec<&Value> = self
+        LOOKUPS.with(|n| n.set(n.get() + 1));
+        let held = self.read();
+        let items: Vec<&Value> = held
             .objects
             .iter()
             .filter(|o| field(o, &["apiVersion"]) == r.api_version && field(o, &["kind"]) == r.kind)
@@ -156,9 +206,13 @@ impl ClusterContext for ObjectStore {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<Value>, String> {
-        Ok(self
-            .find(api_version, kind, namespace.unwrap_or(""), name)
-            .cloned())
+        Ok(self.find(
+            api_version,
+            kind,
+            namespace.unwrap_or(""),
+            name,
+            Value::clone,
+        ))
     }
 }
 
@@ -169,7 +223,7 @@ mod tests {
 
     #[test]
     fn lookups_of_absent_objects_are_remembered_once() {
-        let mut s = ObjectStore::new();
+        let s = ObjectStore::new();
         s.insert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}}));
         assert!(
             s.get_resource("v1", "ConfigMap", Some("n"), "a")

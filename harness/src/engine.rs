@@ -63,6 +63,13 @@ pub struct Repair {
     pub by: Vec<usize>,
 }
 
+/// The per-thread state of an evaluation ([`Engine::worker`]).
+pub enum Worker {
+    Native,
+    #[cfg(feature = "host")]
+    Modules(modules::Evaluators),
+}
+
 enum Backend {
     Native(Vec<Box<dyn Prepared>>),
     #[cfg(feature = "host")]
@@ -121,8 +128,8 @@ impl Engine {
     /// Evaluate every object, the objects themselves forming the cluster state that
     /// context-aware rules see; findings come back in object order.
     pub fn check(&self, objects: &[Object], config: &Config) -> Vec<Finding> {
-        let mut store = ObjectStore::new();
-        self.add_context(&mut store, objects.iter().map(|o| &o.value));
+        let store = ObjectStore::new();
+        self.add_context(&store, objects.iter().map(|o| &o.value));
         self.evaluate(objects, &Arc::new(store), config)
     }
 
@@ -146,100 +153,145 @@ impl Engine {
         store: &Arc<ObjectStore>,
         config: &Config,
     ) -> Vec<Finding> {
-        let per_object: Vec<Vec<Finding>> = match &self.backend {
-            Backend::Native(prepared) => par_map(
-                objects,
-                || (),
-                |_, i, o| {
-                    let mut out = Vec::new();
-                    for p in self.applicable(o, config) {
-                        // As the module answers: a policy whose settings say `mutate: true`
-                        // accepts what it can repair (the cluster would admit it patched).
-                        let verdict = policies::admit_object(
-                            prepared[p].as_ref(),
-                            &o.value,
-                            Operation::Create,
-                            store.as_ref(),
-                            Mutation::AsConfigured,
-                        )
-                        .verdict;
-                        out.extend(verdict.findings.into_iter().map(|f| Finding {
+        let per_object: Vec<Vec<Finding>> = par_map(
+            objects,
+            || self.worker(store),
+            |worker, i, o| {
+                let mut out = Vec::new();
+                for p in self.applicable(o, config) {
+                    out.extend(self.review(worker, p, o, store).into_iter().map(
+                        |(path, message)| Finding {
                             object: i,
                             policy: p,
-                            path: Some(f.path).filter(|p| !p.is_empty()),
-                            message: f.message,
-                        }));
-                    }
-                    out
-                },
-            ),
-            #[cfg(feature = "host")]
-            Backend::Modules(m) => par_map(
-                objects,
-                || m.instantiate(store),
-                |evals, i, o| {
-                    let mut out = Vec::new();
-                    for p in self.applicable(o, config) {
-                        out.extend(m.evaluate(evals, p, o).into_iter().map(|(path, message)| {
-                            Finding {
-                                object: i,
-                                policy: p,
-                                path,
-                                message,
-                            }
-                        }));
-                    }
-                    out
-                },
-            ),
-        };
+                            path,
+                            message,
+                        },
+                    ));
+                }
+                out
+            },
+        );
         per_object.into_iter().flatten().collect()
     }
 
-    /// Every object repaired by the mutating policies that review it, one after the other in
-    /// policy order (as the API server calls mutating webhooks in turn), each filling in what it
-    /// finds missing whatever its `mutate` setting (fixing is what was asked for); `None` where
-    /// no policy changed the object. Native policies only (modules: an error).
-    pub fn fix(&self, objects: &[Object], config: &Config) -> Result<Vec<Option<Repair>>> {
-        let prepared = match &self.backend {
-            Backend::Native(prepared) => prepared,
-            #[cfg(feature = "host")]
-            Backend::Modules(_) => {
-                return Err(anyhow!(
-                    "fix applies the built-in policies only (no --policy modules)"
-                ));
+    /// What one thread evaluates with: for modules, an instance of each (made when the thread
+    /// first needs it), answering host calls from `store`.
+    pub fn worker(&self, store: &Arc<ObjectStore>) -> Worker {
+        match &self.backend {
+            Backend::Native(_) => {
+                let _ = store;
+                Worker::Native
             }
-        };
-        let mut store = ObjectStore::new();
-        self.add_context(&mut store, objects.iter().map(|o| &o.value));
+            #[cfg(feature = "host")]
+            Backend::Modules(m) => Worker::Modules(m.worker(store)),
+        }
+    }
+
+    /// The findings (field path when named, message) of policy `p` on `o`, with `store` as the
+    /// cluster state. As the module answers: a policy whose settings say `mutate: true` accepts
+    /// what it can repair (the cluster would admit it patched).
+    pub fn review(
+        &self,
+        worker: &mut Worker,
+        p: usize,
+        o: &Object,
+        store: &ObjectStore,
+    ) -> Vec<(Option<String>, String)> {
+        match (&self.backend, worker) {
+            (Backend::Native(prepared), _) => policies::admit_object(
+                prepared[p].as_ref(),
+                &o.value,
+                Operation::Create,
+                store,
+                Mutation::AsConfigured,
+            )
+            .verdict
+            .findings
+            .into_iter()
+            .map(|f| (Some(f.path).filter(|p| !p.is_empty()), f.message))
+            .collect(),
+            #[cfg(feature = "host")]
+            (Backend::Modules(m), Worker::Modules(evals)) => m.evaluate(evals, p, o),
+            #[cfg(feature = "host")]
+            (Backend::Modules(_), Worker::Native) => {
+                vec![(None, "no module instance on this thread".to_string())]
+            }
+        }
+    }
+
+    /// Every object repaired by the mutating policies that review it ([`Engine::repair`]),
+    /// the objects forming the cluster state; `None` where no policy changed the object.
+    pub fn fix(&self, objects: &[Object], config: &Config) -> Result<Vec<Option<Repair>>> {
+        self.can_fix()?;
+        let store = ObjectStore::new();
+        self.add_context(&store, objects.iter().map(|o| &o.value));
         Ok(par_map(
             objects,
             || (),
-            |_, _, o| {
-                let mut repair: Option<Repair> = None;
-                for p in self.applicable(o, config) {
-                    if !prepared[p].mutating() {
-                        continue;
-                    }
-                    let current = repair.as_ref().map_or(&o.value, |r| &r.object);
-                    let admission = policies::admit_object(
-                        prepared[p].as_ref(),
-                        current,
-                        Operation::Create,
-                        &store,
-                        Mutation::Always,
-                    );
-                    if let Some(object) = admission.mutated {
-                        let by = repair.take().map(|r| r.by).unwrap_or_default();
-                        repair = Some(Repair {
-                            object,
-                            by: [by, vec![p]].concat(),
-                        });
-                    }
-                }
-                repair
-            },
+            |_, _, o| self.repair(o, config, &store),
         ))
+    }
+
+    /// `fix` applies the built-in policies only (an error for modules).
+    pub fn can_fix(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Native(_) => Ok(()),
+            #[cfg(feature = "host")]
+            Backend::Modules(_) => Err(anyhow!(
+                "fix applies the built-in policies only (no --policy modules)"
+            )),
+        }
+    }
+
+    /// `o` repaired by the mutating policies that review it, one after the other in policy
+    /// order (as the API server calls mutating webhooks in turn), each filling in what it finds
+    /// missing whatever its `mutate` setting (fixing is what was asked for); `None` when no
+    /// policy changed it (or with modules: see [`Engine::can_fix`]).
+    pub fn repair(&self, o: &Object, config: &Config, store: &ObjectStore) -> Option<Repair> {
+        // Infallible without the `host` feature (no modules).
+        #[allow(clippy::infallible_destructuring_match)]
+        let prepared = match &self.backend {
+            Backend::Native(prepared) => prepared,
+            #[cfg(feature = "host")]
+            Backend::Modules(_) => return None,
+        };
+        let mut repair: Option<Repair> = None;
+        for p in self.applicable(o, config) {
+            if !prepared[p].mutating() {
+                continue;
+            }
+            let current = repair.as_ref().map_or(&o.value, |r| &r.object);
+            let admission = policies::admit_object(
+                prepared[p].as_ref(),
+                current,
+                Operation::Create,
+                store,
+                Mutation::Always,
+            );
+            if let Some(object) = admission.mutated {
+                let by = repair.take().map(|r| r.by).unwrap_or_default();
+                repair = Some(Repair {
+                    object,
+                    by: [by, vec![p]].concat(),
+                });
+            }
+        }
+        repair
+    }
+
+    /// The (apiVersion, kind) pairs the mutating policies may look up (`fix` reads them from
+    /// every input before repairing anything).
+    pub fn fix_context_kinds(&self) -> Vec<(&str, &str)> {
+        let mut kinds: Vec<(&str, &str)> = self
+            .policies
+            .iter()
+            .filter(|p| p.metadata.mutating)
+            .flat_map(|p| p.metadata.context_aware_resources.iter())
+            .map(|r| (r.api_version.as_str(), r.kind.as_str()))
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
     }
 
     /// The (apiVersion, kind) pairs context-aware policies may look up (as policy-server
@@ -258,11 +310,7 @@ impl Engine {
 
     /// Add the objects of the kinds context-aware policies may look up to `store` (so plain
     /// runs copy nothing).
-    pub fn add_context<'a>(
-        &self,
-        store: &mut ObjectStore,
-        objects: impl Iterator<Item = &'a Value>,
-    ) {
+    pub fn add_context<'a>(&self, store: &ObjectStore, objects: impl Iterator<Item = &'a Value>) {
         let wanted = self.context_kinds();
         if wanted.is_empty() {
             return;
@@ -378,7 +426,7 @@ where
 #[cfg(feature = "host")]
 mod modules {
     use super::PolicyInfo;
-    use crate::admission::{Op, request_for};
+    use crate::admission::{Op, Request};
     use crate::config::Config;
     use crate::context::ObjectStore;
     use crate::host::{Evaluator, Host, HostData, Module};
@@ -388,6 +436,12 @@ mod modules {
     use std::path::PathBuf;
     use std::sync::Arc;
     use std::time::Duration;
+
+    /// One instance per module, for one thread (`Err`: why instantiation failed).
+    pub struct Evaluators {
+        store: Arc<ObjectStore>,
+        instances: Vec<Option<Result<Evaluator, String>>>,
+    }
 
     pub struct Modules {
         host: Host,
@@ -458,30 +512,34 @@ mod modules {
             ))
         }
 
-        /// One evaluator per module for a worker thread (`Err`: why instantiation failed).
-        pub fn instantiate(&self, store: &Arc<ObjectStore>) -> Vec<Result<Evaluator, String>> {
-            self.modules
-                .iter()
-                .map(|m| {
-                    self.host
-                        .evaluator(m, HostData::Store(store.clone()))
-                        .map_err(|e| format!("{e:#}"))
-                })
-                .collect()
+        /// A worker thread's evaluators: none yet (each module is instantiated when it is
+        /// first needed on the thread), answering host calls from `store`.
+        pub fn worker(&self, store: &Arc<ObjectStore>) -> Evaluators {
+            Evaluators {
+                store: store.clone(),
+                instances: self.modules.iter().map(|_| None).collect(),
+            }
         }
 
         pub fn evaluate(
             &self,
-            evals: &[Result<Evaluator, String>],
+            evals: &mut Evaluators,
             p: usize,
             o: &Object,
         ) -> Vec<(Option<String>, String)> {
-            let eval = match &evals[p] {
+            let store = &evals.store;
+            let instance = evals.instances[p].get_or_insert_with(|| {
+                self.host
+                    .evaluator(&self.modules[p], HostData::Store(store.clone()))
+                    .map_err(|e| format!("{e:#}"))
+            });
+            let eval = match instance {
                 Ok(e) => e,
                 Err(e) => return vec![(None, e.clone())],
             };
             let uid = format!("stackguard-{}", o.line);
-            let resp = eval.validate(&request_for(&o.value, Op::Create, &uid), &self.settings[p]);
+            let request = Request::new(&o.value, Op::Create, &uid);
+            let resp = eval.validate(&request, &self.settings[p]);
             if resp.accepted {
                 return Vec::new();
             }

@@ -19,14 +19,18 @@
 
 use crate::check::{self, Color, Loaded};
 use crate::config::Config;
-use crate::engine::{Engine, Repair};
-use crate::manifest::{self, Object, SourceFile};
+use crate::context::ObjectStore;
+use crate::engine::{Engine, Finding, Repair};
+use crate::manifest::{self, Input, InputError, Object, SourceFile};
 use crate::report::Report;
+use crate::stream::{Budget, PerFile, Read};
+use crate::yaml;
 use crate::yaml_edit::{self, DocEdit};
 use anyhow::Result;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -66,79 +70,173 @@ pub struct FileFix {
     pub skipped: Option<String>,
 }
 
-/// Fix every file of `loaded`, the objects of all of them forming the cluster state. A file
-/// with a read or parse error is never edited (the error is in `loaded.errors`).
-pub fn fix_loaded(loaded: &Loaded, engine: &Engine, config: &Config) -> Result<Vec<FileFix>> {
-    let repaired = engine.fix(&loaded.objects, config)?;
-    let mut per_file: Vec<Vec<(&Object, &Repair)>> = vec![Vec::new(); loaded.files.len()];
-    for (o, r) in loaded.objects.iter().zip(&repaired) {
-        if let Some(r) = r {
-            per_file[o.file].push((o, r));
+/// Everything `fix` read and found, before anything is written.
+pub struct Fixed {
+    /// The files as read (original texts), their objects' identities, and the errors: the
+    /// unreadable documents, and the objects over the memory budget (not fixed in this run).
+    pub loaded: Loaded,
+    /// Per file of `loaded.files`.
+    pub fixes: Vec<FileFix>,
+    /// The findings on the files as read.
+    findings: Vec<Finding>,
+}
+
+/// Read, repair and check every input (one object at a time: see [`crate::stream`]), and edit
+/// each file with something to fix; nothing is written. A file with a read or parse error is
+/// never edited.
+pub fn run(inputs: &[Input], read: &Read<'_>, engine: &Engine, config: &Config) -> Result<Fixed> {
+    engine.can_fix()?;
+    let store = ObjectStore::new();
+    let kinds = engine.fix_context_kinds();
+    if !kinds.is_empty() {
+        // A mutating policy that reads the cluster sees all of it (no policy of ours does).
+        for (i, input) in inputs.iter().enumerate() {
+            if let Ok(src) = read(i, input) {
+                manifest::parse_each(i, &src, &mut |o| {
+                    if kinds.contains(&(o.api_version(), o.kind())) {
+                        store.insert(o.value);
+                    }
+                });
+            }
         }
     }
-    let work: Vec<(usize, &SourceFile)> = loaded.files.iter().enumerate().collect();
-    Ok(crate::engine::par_map(
-        &work,
-        || (),
-        |_, _, (i, src)| {
-            let changed = &per_file[*i];
-            if changed.is_empty() || loaded.errors.iter().any(|e| e.file == src.name) {
-                return FileFix::default();
-            }
-            let changes = changed
-                .iter()
-                .map(|(o, r)| Change {
-                    line: o.line,
-                    object: describe(o),
-                    policies: r
-                        .by
-                        .iter()
-                        .map(|&p| engine.policies[p].name.clone())
-                        .collect(),
-                })
-                .collect();
-            let file_objects: Vec<&Object> =
-                loaded.objects.iter().filter(|o| o.file == *i).collect();
-            match edit(src, &file_objects, changed) {
-                Ok(text) => FileFix {
-                    fixed: Some(text),
-                    changes,
-                    skipped: None,
-                },
-                Err(reason) => FileFix {
-                    fixed: None,
-                    changes,
-                    skipped: Some(reason),
-                },
-            }
-        },
-    ))
+    // One budget for the context, the objects waiting for it and the changed objects.
+    let budget = Budget::new(Budget::DEFAULT);
+    let repairs = Repairs {
+        engine,
+        config,
+        store,
+        budget: &budget,
+    };
+    let (mut loaded, findings, states) =
+        crate::stream::check_with(inputs, read, engine, config, &budget, &repairs);
+    let mut fixes = Vec::with_capacity(states.len());
+    for (src, state) in loaded.files.iter().zip(states) {
+        loaded.errors.extend(
+            state
+                .not_fixed
+                .into_iter()
+                .map(|(line, message)| InputError {
+                    file: src.name.clone(),
+                    line: Some(line),
+                    message,
+                }),
+        );
+        fixes.push(state.fix);
+    }
+    Ok(Fixed {
+        loaded,
+        fixes,
+        findings,
+    })
 }
 
-/// `Kind namespace/name`, as the text report names objects.
-fn describe(o: &Object) -> String {
-    match o.namespace() {
-        "" => format!("{} {}", o.kind(), o.name()),
-        ns => format!("{} {ns}/{}", o.kind(), o.name()),
+/// `fix`'s work on each file as it is read: every object repaired on the parsing thread (kept
+/// only when changed, within the memory budget), the file edited once read.
+struct Repairs<'a> {
+    engine: &'a Engine,
+    config: &'a Config,
+    store: ObjectStore,
+    /// Holds the changed objects (as read and repaired) until their file is edited.
+    budget: &'a Budget,
+}
+
+/// What [`Repairs`] keeps of one file.
+#[derive(Default)]
+struct FileState {
+    /// The changed objects as read, and repaired.
+    changed: Vec<(Object, Repair)>,
+    kept: u64,
+    /// (line, message) of the objects left unfixed: over the memory budget.
+    not_fixed: Vec<(usize, String)>,
+    fix: FileFix,
+}
+
+impl PerFile for Repairs<'_> {
+    type State = FileState;
+
+    fn object(&self, state: &mut FileState, o: &Object) {
+        let Some(repair) = self.engine.repair(o, self.config, &self.store) else {
+            return;
+        };
+        // The object as read and repaired, and as much again for the syntax tree its edit
+        // builds.
+        let bytes = 2 * (yaml::estimated_bytes(&o.value) + yaml::estimated_bytes(&repair.object));
+        if !self.budget.reserve(bytes) {
+            state.not_fixed.push((
+                o.line,
+                format!(
+                    "{}: not fixed in this run: the fixes held at once would take more than {} \
+                     MiB of memory (run stackguard fix again)",
+                    o.describe(),
+                    self.budget.mib()
+                ),
+            ));
+            return;
+        }
+        state.kept += bytes;
+        state.changed.push((o.clone(), repair));
+    }
+
+    fn end(&self, state: &mut FileState, src: &SourceFile, errors: &[InputError]) {
+        let changed = std::mem::take(&mut state.changed);
+        self.budget.release(state.kept);
+        if changed.is_empty() || !errors.is_empty() {
+            return;
+        }
+        let changes = changed
+            .iter()
+            .map(|(o, r)| Change {
+                line: o.line,
+                object: o.describe(),
+                policies: r
+                    .by
+                    .iter()
+                    .map(|&p| self.engine.policies[p].name.clone())
+                    .collect(),
+            })
+            .collect();
+        state.fix = match edit(src, &changed) {
+            Ok(text) => FileFix {
+                fixed: Some(text),
+                changes,
+                skipped: None,
+            },
+            Err(reason) => FileFix {
+                fixed: None,
+                changes,
+                skipped: Some(reason),
+            },
+        };
     }
 }
 
-/// The text of `src` with the repaired objects, edited in place; checked by reading it back.
-fn edit(
-    src: &SourceFile,
-    objects: &[&Object],
-    changed: &[(&Object, &Repair)],
-) -> Result<String, String> {
+/// The text of `src` with the repaired objects, edited in place; `yaml_edit` reads it back (a
+/// JSON file is also read back as JSON).
+fn edit(src: &SourceFile, changed: &[(Object, Repair)]) -> Result<String, String> {
     if src.json && json_values(&src.text) > 1 {
         return Err("several concatenated JSON values: not edited".to_string());
     }
+    // The documents of `kind: List`s with a changed item, read again whole.
+    let lists: BTreeSet<usize> = changed
+        .iter()
+        .filter(|(o, _)| !o.prefix.is_empty())
+        .map(|(o, _)| o.doc)
+        .collect();
+    let mut whole: BTreeMap<usize, Value> = BTreeMap::new();
+    if !lists.is_empty() {
+        yaml::each_document(&src.text, &yaml::LIMITS, false, &mut |d| {
+            if lists.contains(&d.index) {
+                whole.insert(d.index, d.value);
+            }
+        });
+    }
     // Per document: its value before and after (a `kind: List` gets its items replaced).
-    let mut docs: BTreeMap<usize, (Value, Value)> = BTreeMap::new();
-    let mut whole: Option<Vec<crate::yaml::Document>> = None;
+    let mut docs: BTreeMap<usize, (Cow<'_, Value>, Cow<'_, Value>)> = BTreeMap::new();
     for (o, r) in changed {
         let fixed = &r.object;
         if o.prefix.is_empty() {
-            docs.insert(o.doc, (o.value.clone(), fixed.clone()));
+            docs.insert(o.doc, (Cow::Borrowed(&o.value), Cow::Borrowed(fixed)));
             continue;
         }
         let index = list_index(&o.prefix)
@@ -146,16 +244,13 @@ fn edit(
         let (_, after) = match docs.entry(o.doc) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(v) => {
-                let all =
-                    whole.get_or_insert_with(|| crate::yaml::parse_stream(&src.text).documents);
-                let doc = all
-                    .iter()
-                    .find(|d| d.index == o.doc)
+                let doc = whole
+                    .get(&o.doc)
                     .ok_or_else(|| format!("document {} not found again", o.doc + 1))?;
-                v.insert((doc.value.clone(), doc.value.clone()))
+                v.insert((Cow::Borrowed(doc), Cow::Owned(doc.clone())))
             }
         };
-        match after.pointer_mut(&format!("/items/{index}")) {
+        match after.to_mut().pointer_mut(&format!("/items/{index}")) {
             Some(item) => *item = fixed.clone(),
             None => {
                 return Err(format!(
@@ -175,35 +270,23 @@ fn edit(
         })
         .collect();
     let text = yaml_edit::apply_additions(&src.text, &edits).map_err(|e| e.to_string())?;
-    // Read it back: exactly the fixed objects, in the same places, or nothing is written.
-    let back = manifest::parse(
-        0,
-        &SourceFile {
-            text: text.clone(),
-            ..src.clone()
-        },
-    );
-    let expected = objects.iter().map(|o| {
-        changed
-            .iter()
-            .find(|(c, _)| std::ptr::eq(*c, *o))
-            .map_or(&o.value, |(_, r)| &r.object)
-    });
-    if let Some(e) = back.errors.first() {
-        let line = e.line.map_or(String::new(), |l| format!(" line {l}:"));
-        return Err(format!(
-            "the edited text would not read back ({}{line} {}); not edited",
-            if src.json { "JSON" } else { "YAML" },
-            e.message
-        ));
-    }
-    let same =
-        back.objects.len() == objects.len() && back.objects.iter().map(|o| &o.value).eq(expected);
-    if !same {
-        return Err(
-            "the edited text reads back as other objects than the fixed ones; not edited"
-                .to_string(),
-        );
+    if src.json {
+        let same = match serde_json::from_str::<Value>(&text) {
+            Ok(v) => edits.first().is_some_and(|e| *e.after == v),
+            Err(e) => {
+                return Err(format!(
+                    "the edited text would not read back (JSON line {}: invalid JSON: {}); not edited",
+                    e.line().max(1),
+                    manifest::json_reason(&e)
+                ));
+            }
+        };
+        if !same {
+            return Err(
+                "the edited text reads back as other objects than the fixed ones; not edited"
+                    .to_string(),
+            );
+        }
     }
     Ok(text)
 }
@@ -235,37 +318,6 @@ pub fn unified_diff(name: &str, old: &str, new: &str) -> String {
         .to_string()
 }
 
-/// `loaded` with the fixed texts in place of the originals (for the report of what remains).
-pub fn after(loaded: &Loaded, fixes: &[FileFix]) -> Loaded {
-    let mut out = Loaded {
-        files: Vec::with_capacity(loaded.files.len()),
-        objects: Vec::with_capacity(loaded.objects.len()),
-        errors: loaded.errors.clone(),
-    };
-    let mut originals: Vec<Vec<&Object>> = vec![Vec::new(); loaded.files.len()];
-    for o in &loaded.objects {
-        originals[o.file].push(o);
-    }
-    for (i, (src, fix)) in loaded.files.iter().zip(fixes).enumerate() {
-        match &fix.fixed {
-            Some(text) => {
-                let src = SourceFile {
-                    text: text.clone(),
-                    ..src.clone()
-                };
-                out.objects.extend(manifest::parse(i, &src).objects);
-                out.files.push(src);
-            }
-            None => {
-                out.objects
-                    .extend(originals[i].iter().map(|o| (*o).clone()));
-                out.files.push(src.clone());
-            }
-        }
-    }
-    out
-}
-
 /// What `fix` prints about the files: one block per fixed or skipped file.
 pub fn summary(loaded: &Loaded, fixes: &[FileFix], diff: bool) -> String {
     let mut out = String::new();
@@ -292,24 +344,106 @@ pub fn summary(loaded: &Loaded, fixes: &[FileFix], diff: bool) -> String {
     out
 }
 
-/// The report of what the policies still find once fixed.
-pub fn remaining(loaded: &Loaded, fixes: &[FileFix], engine: &Engine, config: &Config) -> Report {
-    let fixed = after(loaded, fixes);
-    let findings = engine.check(&fixed.objects, config);
-    check::build_report(&fixed, engine, findings)
+/// The report of what the policies still find once fixed: the files `fixes` changed are read
+/// again as fixed, the others keep what was found when they were read.
+pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
+    let Fixed {
+        loaded,
+        fixes,
+        findings,
+    } = fixed;
+    let changed: Vec<usize> = (0..loaded.files.len())
+        .filter(|&k| fixes.get(k).is_some_and(|f| f.fixed.is_some()))
+        .collect();
+    if changed.is_empty() {
+        return check::build_report(loaded, engine, findings.clone());
+    }
+    let inputs: Vec<Input> = changed
+        .iter()
+        .map(|&k| loaded.files[k].input.clone())
+        .collect();
+    let read = |j: usize, _: &Input| {
+        let src = &loaded.files[changed[j]];
+        Ok(SourceFile {
+            input: src.input.clone(),
+            name: src.name.clone(),
+            text: fixes[changed[j]].fixed.clone().unwrap_or_default(),
+            json: src.json,
+        })
+    };
+    let (again, again_findings) = crate::stream::check(&inputs, &read, engine, config);
+
+    // The objects of each file, from the first reading or the second, renumbered.
+    let mut merged = Loaded {
+        files: Vec::with_capacity(loaded.files.len()),
+        objects: Vec::new(),
+        errors: loaded.errors.clone(),
+    };
+    merged.errors.extend(
+        again
+            .errors
+            .into_iter()
+            .filter(|e| !loaded.errors.contains(e)),
+    );
+    let mut merged_findings = Vec::new();
+    let first_reading = file_ranges(&loaded.objects, loaded.files.len());
+    let second_reading = file_ranges(&again.objects, again.files.len());
+    for (k, src) in loaded.files.iter().enumerate() {
+        let (objects, findings, range, file) = match changed.iter().position(|&c| c == k) {
+            Some(j) => (
+                &again.objects,
+                &again_findings,
+                second_reading[j].clone(),
+                &again.files[j],
+            ),
+            None => (&loaded.objects, findings, first_reading[k].clone(), src),
+        };
+        let base = merged.objects.len();
+        let position = merged.files.len();
+        merged
+            .objects
+            .extend(objects[range.clone()].iter().map(|o| Object {
+                file: position,
+                ..o.clone()
+            }));
+        // Findings are in object order.
+        let from = findings.partition_point(|f| f.object < range.start);
+        let to = findings.partition_point(|f| f.object < range.end);
+        merged_findings.extend(findings[from..to].iter().map(|f| Finding {
+            object: f.object - range.start + base,
+            ..f.clone()
+        }));
+        merged.files.push(file.clone());
+    }
+    check::build_report(&merged, engine, merged_findings)
+}
+
+/// The range of `objects` (grouped by file, in file order) each of `files` files holds.
+fn file_ranges(objects: &[Object], files: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::with_capacity(files);
+    let mut start = 0;
+    for file in 0..files {
+        let end = start
+            + objects[start..]
+                .iter()
+                .take_while(|o| o.file == file)
+                .count();
+        out.push(start..end);
+        start = end;
+    }
+    out
 }
 
 /// Run `fix`; returns the exit code. An `Err` is a usage or config error (exit 2).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn main(args: Args) -> Result<i32> {
-    use crate::manifest::Input;
     use std::io::Write;
 
     let config = check::load_config(args.config.as_deref())?;
     let inputs = check::inputs(&args.paths, &config)?;
     let engine = Engine::native(&config)?;
-    let loaded = check::load(&inputs);
-    let mut fixes = fix_loaded(&loaded, &engine, &config)?;
+    let mut fixed = run(&inputs, &|_, i| manifest::read(i), &engine, &config)?;
+    let (loaded, fixes) = (&fixed.loaded, &mut fixed.fixes);
 
     let mut stdout = String::new();
     for (src, fix) in loaded.files.iter().zip(fixes.iter_mut()) {
@@ -333,8 +467,8 @@ pub fn main(args: Args) -> Result<i32> {
             }
         }
     }
-    let report = remaining(&loaded, &fixes, &engine, &config);
-    let mut text = summary(&loaded, &fixes, args.diff);
+    let report = remaining(&fixed, &engine, &config);
+    let mut text = summary(&fixed.loaded, &fixed.fixes, args.diff);
     let color = args.color.enabled();
     text.push_str(&report.render(crate::report::Format::Text, color));
     // The diff, or the fixed text of stdin, owns stdout: the rest goes to stderr then.
@@ -345,7 +479,8 @@ pub fn main(args: Args) -> Result<i32> {
     } else {
         let _ = std::io::stdout().lock().write_all(text.as_bytes());
     }
-    let changed = fixes
+    let changed = fixed
+        .fixes
         .iter()
         .any(|f| f.fixed.is_some() || f.skipped.is_some());
     Ok(

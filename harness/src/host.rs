@@ -225,9 +225,13 @@ impl Evaluator {
     }
 
     /// `validate`; a trap, a timeout or a malformed answer is a rejection, as in policy-server.
-    pub fn validate(&self, request: &Value, settings: &Value) -> ValidationResponse {
-        let payload = serde_json::json!({ "request": request, "settings": settings });
-        let bytes = match serde_json::to_vec(&payload) {
+    pub fn validate(&self, request: &impl Serialize, settings: &Value) -> ValidationResponse {
+        #[derive(Serialize)]
+        struct Payload<'a, R> {
+            request: &'a R,
+            settings: &'a Value,
+        }
+        let bytes = match serde_json::to_vec(&Payload { request, settings }) {
             Ok(b) => b,
             Err(e) => return internal_error(format!("cannot encode the request: {e}")),
         };

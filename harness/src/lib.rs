@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod policies;
 pub mod replay;
 pub mod report;
+pub mod stream;
 pub mod yaml;
 pub mod yaml_edit;
 

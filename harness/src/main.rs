@@ -2,6 +2,10 @@
 
 mod cmd;
 
+/// See the workspace Cargo.toml: `check` frees on one thread what it parsed on another.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

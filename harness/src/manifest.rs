@@ -4,7 +4,7 @@
 
 use crate::yaml;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,39 @@ impl Object {
         match self.str_at(&["metadata", "name"]) {
             "" => self.str_at(&["metadata", "generateName"]),
             n => n,
+        }
+    }
+
+    /// `Kind namespace/name`, as the text report names objects.
+    pub fn describe(&self) -> String {
+        match self.namespace() {
+            "" => format!("{} {}", self.kind(), self.name()),
+            ns => format!("{} {ns}/{}", self.kind(), self.name()),
+        }
+    }
+
+    /// The object with only what a report shows of it (`apiVersion`, `kind` and the
+    /// metadata's `name`, `generateName` and `namespace`), once it has been evaluated.
+    pub fn identity(&self) -> Object {
+        let mut metadata = serde_json::Map::new();
+        for key in ["name", "generateName", "namespace"] {
+            if let Some(v) = self.value.pointer(&format!("/metadata/{key}")) {
+                metadata.insert(key.to_string(), v.clone());
+            }
+        }
+        let mut value = serde_json::Map::new();
+        for key in ["apiVersion", "kind"] {
+            if let Some(v) = self.value.get(key) {
+                value.insert(key.to_string(), v.clone());
+            }
+        }
+        value.insert("metadata".to_string(), Value::Object(metadata));
+        Object {
+            file: self.file,
+            doc: self.doc,
+            prefix: self.prefix.clone(),
+            line: self.line,
+            value: Value::Object(value),
         }
     }
 }
@@ -283,38 +316,67 @@ fn utf8(bytes: &[u8]) -> Result<String, (Option<usize>, String)> {
 
 /// Parse a decoded file into objects (YAML stream or concatenated JSON values).
 pub fn parse(file_index: usize, src: &SourceFile) -> Parsed {
-    let (docs, errors) = documents(src);
-    let mut out = Parsed {
-        objects: Vec::new(),
-        errors,
-    };
-    for d in docs {
-        if is_object(&d.value) {
-            expand(file_index, d, &mut out);
-        }
-    }
-    out
+    let mut objects = Vec::new();
+    let errors = objects_of(file_index, src, true, &mut |o| objects.push(o));
+    Parsed { objects, errors }
 }
 
-/// Every document of a decoded file as Kubernetes reads it, and an error for each one that
-/// cannot be read.
+/// Parse a decoded file one object at a time: each goes to `each` as soon as its document is
+/// read, so only one document's data need be held at a time (the file's own bound is the
+/// caller's: see [`yaml::each_document`]). Returns an error for each document that cannot be
+/// read.
+pub fn parse_each(
+    file_index: usize,
+    src: &SourceFile,
+    each: &mut dyn FnMut(Object),
+) -> Vec<InputError> {
+    objects_of(file_index, src, false, each)
+}
+
+fn objects_of(
+    file_index: usize,
+    src: &SourceFile,
+    keeps_all: bool,
+    each: &mut dyn FnMut(Object),
+) -> Vec<InputError> {
+    each_document(src, keeps_all, &mut |d: yaml::Document| {
+        if is_object(&d.value) {
+            expand(file_index, d, each);
+        }
+    })
+}
+
+/// Every document of a decoded file as Kubernetes reads it (YAML stream or concatenated JSON
+/// values), and an error for each one that cannot be read.
 pub fn documents(src: &SourceFile) -> (Vec<yaml::Document>, Vec<InputError>) {
-    let mut errors = Vec::new();
+    let mut docs = Vec::new();
+    let errors = each_document(src, true, &mut |d| docs.push(d));
+    (docs, errors)
+}
+
+/// The documents of a file one at a time (see [`yaml::each_document`] for `keeps_all`).
+fn each_document(
+    src: &SourceFile,
+    keeps_all: bool,
+    each: &mut dyn FnMut(yaml::Document),
+) -> Vec<InputError> {
     if src.json {
-        let docs = parse_json(&src.text, &src.name, &mut errors);
-        return (docs, errors);
+        let mut errors = Vec::new();
+        parse_json(&src.text, &src.name, &mut errors, each);
+        return errors;
     }
-    let stream = yaml::parse_stream(&src.text);
-    errors.extend(stream.errors.into_iter().map(|e| InputError {
-        file: src.name.clone(),
-        line: Some(e.line),
-        message: if e.limit {
-            e.message
-        } else {
-            format!("invalid YAML: {}", e.message)
-        },
-    }));
-    (stream.documents, errors)
+    yaml::each_document(&src.text, &yaml::LIMITS, keeps_all, each)
+        .into_iter()
+        .map(|e| InputError {
+            file: src.name.clone(),
+            line: Some(e.line),
+            message: if e.limit {
+                e.message
+            } else {
+                format!("invalid YAML: {}", e.message)
+            },
+        })
+        .collect()
 }
 
 /// A Kubernetes object: a mapping with string `apiVersion` and `kind`. Anything else in a
@@ -323,8 +385,8 @@ fn is_object(v: &Value) -> bool {
     v.get("apiVersion").is_some_and(Value::is_string) && v.get("kind").is_some_and(Value::is_string)
 }
 
-/// Add a document's object, or the items of a `kind: List` (`*List` with `items`).
-fn expand(file: usize, d: yaml::Document, out: &mut Parsed) {
+/// A document's object, or the items of a `kind: List` (`*List` with `items`).
+fn expand(file: usize, d: yaml::Document, each: &mut dyn FnMut(Object)) {
     let is_list = d
         .value
         .get("kind")
@@ -332,7 +394,7 @@ fn expand(file: usize, d: yaml::Document, out: &mut Parsed) {
         .is_some_and(|k| k.ends_with("List"))
         && d.value.get("items").is_some_and(Value::is_array);
     if !is_list {
-        out.objects.push(Object {
+        each(Object {
             file,
             doc: d.index,
             prefix: String::new(),
@@ -349,7 +411,7 @@ fn expand(file: usize, d: yaml::Document, out: &mut Parsed) {
     };
     for (i, item) in items.into_iter().enumerate() {
         if is_object(&item) {
-            out.objects.push(Object {
+            each(Object {
                 file,
                 doc: d.index,
                 prefix: format!("items[{i}]"),
@@ -360,9 +422,14 @@ fn expand(file: usize, d: yaml::Document, out: &mut Parsed) {
     }
 }
 
-/// Concatenated JSON values, each with the line where it starts.
-fn parse_json(text: &str, name: &str, errors: &mut Vec<InputError>) -> Vec<yaml::Document> {
-    let mut docs = Vec::new();
+/// Concatenated JSON values, each with the line where it starts, one at a time.
+fn parse_json(
+    text: &str,
+    name: &str,
+    errors: &mut Vec<InputError>,
+    each: &mut dyn FnMut(yaml::Document),
+) {
+    let mut index = 0;
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     loop {
         let start = stream.byte_offset();
@@ -373,11 +440,8 @@ fn parse_json(text: &str, name: &str, errors: &mut Vec<InputError>) -> Vec<yaml:
                     .find(|c: char| !c.is_whitespace())
                     .unwrap_or(0);
                 let line = line_at(text, start + skipped);
-                docs.push(yaml::Document {
-                    index: docs.len(),
-                    line,
-                    value,
-                });
+                each(yaml::Document { index, line, value });
+                index += 1;
             }
             Some(Err(e)) => {
                 errors.push(InputError {
@@ -389,12 +453,11 @@ fn parse_json(text: &str, name: &str, errors: &mut Vec<InputError>) -> Vec<yaml:
             }
         }
     }
-    docs
 }
 
 /// serde_json's message without its " at line L column C" tail (the line is reported apart),
 /// with the column as the YAML reader gives it: `… (column C)`.
-fn json_reason(e: &serde_json::Error) -> String {
+pub(crate) fn json_reason(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let reason = match text.rfind(" at line ") {
         Some(i) => &text[..i],
@@ -414,59 +477,65 @@ fn line_at(text: &str, byte: usize) -> usize {
         + 1
 }
 
-/// Field-path → line tables for the documents holding `objects` (only what findings need).
+/// Field-path → line tables for the documents holding `objects`, with only the `paths` (per
+/// document, full paths with their ancestors: see [`yaml::with_ancestors`]) findings need.
 /// Each document is re-read on its own (its lines up to the next `---`), so the cost follows
 /// the rejected documents, not the size of the files that hold them.
-pub fn locate(src: &SourceFile, objects: &[&Object]) -> HashMap<usize, HashMap<String, usize>> {
-    let mut out = HashMap::new();
-    let shifted = |lines: HashMap<String, usize>, first: usize| {
-        lines
-            .into_iter()
-            .map(|(k, v)| (k, v + first - 1))
-            .collect::<HashMap<_, _>>()
-    };
+pub fn locate(
+    src: &SourceFile,
+    objects: &[&Object],
+    paths: &HashMap<usize, HashSet<String>>,
+) -> HashMap<usize, HashMap<String, usize>> {
+    // Each document's text (byte range) and first line.
+    let mut parts: Vec<(usize, std::ops::Range<usize>, usize)> = Vec::new();
     if src.json {
         // Each JSON value is a YAML flow node: locate it with the YAML reader, shifted.
         let starts = json_value_starts(&src.text);
         for o in objects {
             if let Some(&(byte, line)) = starts.get(o.doc) {
                 let end = starts.get(o.doc + 1).map_or(src.text.len(), |s| s.0);
-                if let Some(lines) = yaml::locate_paths(&src.text[byte..end], &[0]).remove(&0) {
-                    out.insert(o.doc, shifted(lines, line));
-                }
+                parts.push((o.doc, byte..end, line));
             }
         }
-        return out;
-    }
-    // Byte offset of every line, and the lines that are `---` document markers.
-    let mut line_starts = vec![0usize];
-    let mut markers = Vec::new();
-    let mut pos = 0;
-    for (i, line) in src.text.split_inclusive('\n').enumerate() {
-        if yaml::is_document_marker(line) {
-            markers.push(i + 1);
+    } else {
+        // Byte offset of every line, and the lines that are `---` document markers.
+        let mut line_starts = vec![0usize];
+        let mut markers = Vec::new();
+        let mut pos = 0;
+        for (i, line) in src.text.split_inclusive('\n').enumerate() {
+            if yaml::is_document_marker(line) {
+                markers.push(i + 1);
+            }
+            pos += line.len();
+            line_starts.push(pos);
         }
-        pos += line.len();
-        line_starts.push(pos);
-    }
-    for o in objects {
-        if out.contains_key(&o.doc) {
-            continue;
-        }
-        let first = o.line;
-        let next = markers.iter().copied().find(|&m| m > first);
-        let (Some(&from), to) = (
-            line_starts.get(first - 1),
-            next.and_then(|m| line_starts.get(m - 1).copied()),
-        ) else {
-            continue;
-        };
-        let part = &src.text[from..to.unwrap_or(src.text.len())];
-        if let Some(lines) = yaml::locate_paths(part, &[0]).remove(&0) {
-            out.insert(o.doc, shifted(lines, first));
+        for o in objects {
+            let first = o.line;
+            let next = markers.get(markers.partition_point(|&m| m <= first));
+            let (Some(&from), to) = (
+                line_starts.get(first - 1),
+                next.and_then(|m| line_starts.get(m - 1).copied()),
+            ) else {
+                continue;
+            };
+            parts.push((o.doc, from..to.unwrap_or(src.text.len()), first));
         }
     }
-    out
+    parts.dedup_by_key(|p| p.0);
+    let empty = HashSet::new();
+    crate::engine::par_map(
+        &parts,
+        || (),
+        |_, _, (doc, range, first)| {
+            let only = Some(paths.get(doc).unwrap_or(&empty));
+            let lines = yaml::locate_some(&src.text[range.clone()], &[0], only).remove(&0)?;
+            let shifted = lines.into_iter().map(|(k, v)| (k, v + first - 1));
+            Some((*doc, shifted.collect::<HashMap<_, _>>()))
+        },
+    )
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// (byte offset, line) of every top-level JSON value.
@@ -496,12 +565,17 @@ pub fn field_line(
     let (Some(path), Some(lines)) = (path, located.get(&object.doc)) else {
         return object.line;
     };
-    let full = if object.prefix.is_empty() {
+    yaml::line_of(lines, &full_path(object, path)).unwrap_or(object.line)
+}
+
+/// A finding's field path inside the document holding `object` (an item of a `kind: List` is
+/// under `items[i]`).
+pub fn full_path(object: &Object, path: &str) -> String {
+    if object.prefix.is_empty() {
         path.to_string()
     } else {
         format!("{}.{path}", object.prefix)
-    };
-    yaml::line_of(lines, &full).unwrap_or(object.line)
+    }
 }
 
 #[cfg(test)]
@@ -548,13 +622,19 @@ mod tests {
         assert_eq!(p.objects[1].line, 2);
         assert_eq!(p.objects[2].prefix, "items[1]");
         let refs: Vec<&Object> = p.objects.iter().collect();
-        let loc = locate(&src("", true), &[]);
+        let loc = locate(&src("", true), &[], &HashMap::new());
         assert!(loc.is_empty());
         let s = src(
             "{\"apiVersion\": \"v1\", \"kind\": \"A\"}\n{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n {\"apiVersion\": \"v1\", \"kind\": \"B\"},\n {\"apiVersion\": \"v1\", \"kind\": \"C\"}]}",
             true,
         );
-        let loc = locate(&s, &refs);
+        let paths = HashMap::from([(
+            1,
+            ["items[1].kind", "items[1]", "items"]
+                .map(String::from)
+                .into(),
+        )]);
+        let loc = locate(&s, &refs, &paths);
         assert_eq!(field_line(&loc, &p.objects[2], Some("kind")), 4);
     }
 

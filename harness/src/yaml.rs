@@ -21,7 +21,7 @@ mod events;
 pub(crate) use events::{EventData, ScalarStyle};
 use events::{ParseError, Parser};
 use serde_json::{Map, Number, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// One YAML document of a stream.
 #[derive(Debug, Clone)]
@@ -89,11 +89,38 @@ pub fn parse_stream(text: &str) -> Stream {
 
 /// Parse a whole YAML stream. After a syntax error, parsing resumes at the next `---` line.
 pub fn parse_stream_with(text: &str, limits: &Limits) -> Stream {
-    let mut builder = Builder::new(limits);
+    let mut documents = Vec::new();
+    let errors = each_document(text, limits, true, &mut |d| documents.push(d));
+    Stream { documents, errors }
+}
+
+/// Parse a YAML stream one document at a time: each readable document goes to `each` as soon
+/// as it is read. When the caller `keeps_all` the documents, `stream_bytes` bounds the file;
+/// else it bounds each document with the anchored copies it keeps, and the caller decides what
+/// it keeps. Returns an error for each unreadable document.
+pub fn each_document(
+    text: &str,
+    limits: &Limits,
+    keeps_all: bool,
+    each: &mut dyn FnMut(Document),
+) -> Vec<SyntaxError> {
+    let mut builder = Builder::new(limits, !keeps_all, each);
     drive(text, &mut builder);
-    Stream {
-        documents: builder.docs,
-        errors: builder.errors,
+    builder.errors
+}
+
+/// The estimated memory of a value, as the reader counts it against [`Limits`].
+pub fn estimated_bytes(v: &Value) -> u64 {
+    match v {
+        Value::Object(m) => {
+            Size::VALUE
+                + Size::MAP
+                + m.iter()
+                    .map(|(k, v)| Size::key(k).bytes + estimated_bytes(v))
+                    .sum::<u64>()
+        }
+        Value::Array(a) => Size::VALUE + a.iter().map(estimated_bytes).sum::<u64>(),
+        _ => Size::scalar(v).bytes,
     }
 }
 
@@ -452,9 +479,11 @@ impl Size {
 
 struct Builder<'l> {
     limits: &'l Limits,
+    /// One document at a time: the stream bound restarts with every document.
+    streaming: bool,
+    each: &'l mut dyn FnMut(Document),
     stack: Vec<Frame>,
     anchors: HashMap<String, Anchored>,
-    docs: Vec<Document>,
     errors: Vec<SyntaxError>,
     doc_index: usize,
     doc_line: Option<usize>,
@@ -478,12 +507,13 @@ enum Origin {
 }
 
 impl<'l> Builder<'l> {
-    fn new(limits: &'l Limits) -> Self {
+    fn new(limits: &'l Limits, streaming: bool, each: &'l mut dyn FnMut(Document)) -> Self {
         Builder {
             limits,
+            streaming,
+            each,
             stack: Vec::new(),
             anchors: HashMap::new(),
-            docs: Vec::new(),
             errors: Vec::new(),
             doc_index: 0,
             doc_line: None,
@@ -515,6 +545,15 @@ impl<'l> Builder<'l> {
     /// Count what the current document builds against the limits.
     fn count(&mut self, size: Size, origin: Origin, line: usize) -> Step {
         self.stream_bytes += size.bytes;
+        if self.stream_bytes > self.limits.stream_bytes && self.streaming {
+            return Step::Resync(self.over(
+                line,
+                format_args!(
+                    "with the anchored copies it keeps, its data would take more than {} of memory",
+                    amount(self.limits.stream_bytes)
+                ),
+            ));
+        }
         if self.stream_bytes > self.limits.stream_bytes {
             let e = self.over(
                 line,
@@ -738,7 +777,7 @@ impl<'l> Builder<'l> {
         let doc_index = self.doc_index;
         match self.stack.last_mut() {
             None => {
-                self.docs.push(Document {
+                (self.each)(Document {
                     index: doc_index,
                     line: self.doc_line.unwrap_or(line),
                     value,
@@ -787,6 +826,9 @@ impl Sink for Builder<'_> {
         self.decoded = 0;
         self.aliased = 0;
         self.doc_bytes = 0;
+        if self.streaming {
+            self.stream_bytes = 0;
+        }
         if index >= self.limits.documents {
             let e = self.over(
                 line,
@@ -1185,14 +1227,37 @@ fn go_float32_g(f: f64) -> String {
 /// Field paths → lines for the documents `wanted` of a stream: `a.b[0].c` as rules write them.
 /// Malformed documents are skipped as [`parse_stream`] skips them, so indices agree.
 pub fn locate_paths(text: &str, wanted: &[usize]) -> HashMap<usize, HashMap<String, usize>> {
+    locate_some(text, wanted, None)
+}
+
+/// [`locate_paths`], keeping only the paths in `only` (when given): what a few findings need
+/// of a large document.
+pub fn locate_some(
+    text: &str,
+    wanted: &[usize],
+    only: Option<&HashSet<String>>,
+) -> HashMap<usize, HashMap<String, usize>> {
     let mut loc = Locator {
         wanted,
+        only,
+        skip: 0,
         out: HashMap::new(),
         stack: Vec::new(),
         current: None,
     };
     drive(text, &mut loc);
     loc.out
+}
+
+/// `path` and the paths of its ancestors (`a.b[0].c` → `a.b[0].c`, `a.b[0]`, `a.b`, `a`): what
+/// [`line_of`] may look up for it.
+pub fn with_ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut next = Some(path);
+    std::iter::from_fn(move || {
+        let p = next?;
+        next = p.rfind(['.', '[']).map(|cut| &p[..cut]);
+        Some(p)
+    })
 }
 
 enum LocFrame {
@@ -1202,6 +1267,9 @@ enum LocFrame {
 
 struct Locator<'a> {
     wanted: &'a [usize],
+    only: Option<&'a HashSet<String>>,
+    /// Depth inside a collection skipped (none of `only` goes through it).
+    skip: usize,
     out: HashMap<usize, HashMap<String, usize>>,
     stack: Vec<LocFrame>,
     current: Option<HashMap<String, usize>>,
@@ -1229,6 +1297,9 @@ impl Locator<'_> {
     }
 
     fn record(&mut self, path: String, line: usize) {
+        if self.only.is_some_and(|only| !only.contains(&path)) {
+            return;
+        }
         if let Some(cur) = self.current.as_mut() {
             cur.entry(path).or_insert(line);
         }
@@ -1241,6 +1312,7 @@ impl Sink for Locator<'_> {
             return Step::Stop;
         }
         self.stack.clear();
+        self.skip = 0;
         self.current = self.wanted.contains(&index).then(HashMap::new);
         Step::Go
     }
@@ -1255,10 +1327,24 @@ impl Sink for Locator<'_> {
         if self.current.is_none() {
             return Step::Go;
         }
+        if self.skip > 0 {
+            // Inside a collection no wanted path goes through.
+            match ev.data {
+                EventData::MappingStart { .. } | EventData::SequenceStart { .. } => self.skip += 1,
+                EventData::MappingEnd | EventData::SequenceEnd => self.skip -= 1,
+                _ => {}
+            }
+            return Step::Go;
+        }
         match ev.data {
             EventData::MappingStart { .. } | EventData::SequenceStart { .. } => {
                 // A collection as a mapping key has no path of its own.
                 let path = self.child_path().unwrap_or_default();
+                // `only` holds the ancestors of what it holds: nothing below is wanted.
+                if !self.stack.is_empty() && self.only.is_some_and(|only| !only.contains(&path)) {
+                    self.skip = 1;
+                    return Step::Go;
+                }
                 self.record(path.clone(), ev.line);
                 self.stack
                     .push(if matches!(ev.data, EventData::MappingStart { .. }) {
@@ -1300,14 +1386,7 @@ impl Sink for Locator<'_> {
 
 /// The line of `path` in a located document: the field itself, else its nearest ancestor.
 pub fn line_of(lines: &HashMap<String, usize>, path: &str) -> Option<usize> {
-    let mut p = path;
-    loop {
-        if let Some(&l) = lines.get(p) {
-            return Some(l);
-        }
-        let cut = p.rfind(['.', '['])?;
-        p = &p[..cut];
-    }
+    with_ancestors(path).find_map(|p| lines.get(p).copied())
 }
 
 #[cfg(test)]

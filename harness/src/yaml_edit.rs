@@ -65,22 +65,30 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
         path: String::new(),
         message: message.to_string(),
     };
-    let stream = yaml::parse_stream(text);
-    let originals: HashMap<usize, &Value> = stream
-        .documents
-        .iter()
-        .map(|d| (d.index, &d.value))
-        .collect();
+    // Every document is read once and only fingerprinted (a file may hold many), except the
+    // ones to edit, which must hold `before`.
+    let prints = Fingerprints::new();
+    let mut originals: HashMap<usize, u64> = HashMap::new();
+    let mut differs: Option<usize> = None;
+    let errors_before = yaml::each_document(text, &yaml::LIMITS, false, &mut |d| {
+        if edits
+            .iter()
+            .any(|e| e.doc_index == d.index && *e.before != d.value)
+        {
+            differs.get_or_insert(d.index);
+        }
+        originals.insert(d.index, prints.of(&d.value));
+    })
+    .len();
     for (i, e) in edits.iter().enumerate() {
-        match originals.get(&e.doc_index) {
-            None => return Err(fail(e.doc_index, "no such document, or it cannot be read")),
-            Some(v) if *v != e.before => {
-                return Err(fail(
-                    e.doc_index,
-                    "the document does not hold the object to edit",
-                ));
-            }
-            Some(_) => {}
+        if !originals.contains_key(&e.doc_index) {
+            return Err(fail(e.doc_index, "no such document, or it cannot be read"));
+        }
+        if differs == Some(e.doc_index) {
+            return Err(fail(
+                e.doc_index,
+                "the document does not hold the object to edit",
+            ));
         }
         if edits[..i].iter().any(|o| o.doc_index == e.doc_index) {
             return Err(fail(e.doc_index, "two edits for one document"));
@@ -119,31 +127,67 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
     }
     let out = splice(text, planner.changes, planner.style.eol);
     // Read the result back: the edited documents must be `after`, the others unchanged.
-    let check = yaml::parse_stream(&out);
-    let now: HashMap<usize, &Value> = check
-        .documents
-        .iter()
-        .map(|d| (d.index, &d.value))
-        .collect();
-    for (index, original) in &originals {
-        let expected = edits
-            .iter()
-            .find(|e| e.doc_index == *index)
-            .map_or(*original, |e| e.after);
-        if now.get(index) != Some(&expected) {
-            return Err(fail(
-                *index,
-                "the edited text would not read back as the fixed object: left unchanged",
-            ));
+    let mut read_back = 0;
+    let mut wrong: Option<usize> = None;
+    let errors_after = yaml::each_document(&out, &yaml::LIMITS, false, &mut |d| {
+        let same = match edits.iter().find(|e| e.doc_index == d.index) {
+            Some(e) => *e.after == d.value,
+            None => originals.get(&d.index) == Some(&prints.of(&d.value)),
+        };
+        if !same {
+            wrong.get_or_insert(d.index);
         }
+        read_back += 1;
+    })
+    .len();
+    if let Some(index) = wrong {
+        return Err(fail(
+            index,
+            "the edited text would not read back as the fixed object: left unchanged",
+        ));
     }
-    if now.len() != originals.len() || check.errors.len() != stream.errors.len() {
+    if read_back != originals.len() || errors_after != errors_before {
         return Err(fail(
             edits[0].doc_index,
             "the edited text would not read back as the same documents: left unchanged",
         ));
     }
     Ok(out)
+}
+
+/// Fingerprints of values (keyed per instance, so no input can be made to collide on
+/// purpose): a read-back is compared with what was expected without keeping both whole.
+pub struct Fingerprints(std::collections::hash_map::RandomState);
+
+impl Default for Fingerprints {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fingerprints {
+    pub fn new() -> Self {
+        Fingerprints(std::collections::hash_map::RandomState::new())
+    }
+
+    /// The fingerprint of a value: a hash of its JSON form (keys in order: one form per value).
+    pub fn of(&self, v: &Value) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        struct Feed<H>(H);
+        impl<H: Hasher> std::io::Write for Feed<H> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.write(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut feed = Feed(self.0.build_hasher());
+        // Writing a `Value` into a sink that never fails cannot fail.
+        let _ = serde_json::to_writer(&mut feed, v);
+        feed.0.finish()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -59,12 +59,14 @@ pub fn check_text(text: String, config: &str, name: Option<&str>) -> Result<Stri
 /// fixing, else `null`) and `report` (the `check --format json` report of the fixed text).
 pub fn fix_text(text: String, config: &str, name: Option<&str>) -> Result<String, String> {
     with_engine(config, |parsed, engine| {
-        let loaded = load(text, name);
-        let fixes = fix::fix_loaded(&loaded, engine, parsed).map_err(|e| format!("{e:#}"))?;
-        let src = &loaded.files[0];
-        let file = &fixes[0];
+        let src = source(text, name);
+        let read = |_: usize, _: &Input| Ok(src.clone());
+        let run = fix::run(std::slice::from_ref(&src.input), &read, engine, parsed)
+            .map_err(|e| format!("{e:#}"))?;
+        let report = fix::remaining(&run, engine, parsed).render(Format::Json, false);
+        let default = fix::FileFix::default();
+        let file = run.fixes.first().unwrap_or(&default);
         let fixed = file.fixed.as_deref().unwrap_or(&src.text);
-        let report = fix::remaining(&loaded, &fixes, engine, parsed).render(Format::Json, false);
         let report: Value = serde_json::from_str(&report).map_err(|e| e.to_string())?;
         Ok(json!({
             "changed": file.fixed.is_some(),
@@ -105,14 +107,19 @@ thread_local! {
 
 /// One input as `check` reads it: `name` decides JSON vs YAML like a file's, `None` is text
 /// typed in the page, read like stdin.
-fn load(text: String, name: Option<&str>) -> Loaded {
-    let src = match name {
+fn source(text: String, name: Option<&str>) -> SourceFile {
+    match name {
         Some(n) => manifest::source(&Input::File(n.into()), text),
         None => SourceFile {
             name: INPUT_NAME.to_string(),
             ..manifest::source(&Input::Stdin, text)
         },
-    };
+    }
+}
+
+/// The input of [`source`], parsed.
+fn load(text: String, name: Option<&str>) -> Loaded {
+    let src = source(text, name);
     let parsed = manifest::parse(0, &src);
     Loaded {
         files: vec![src],

@@ -430,9 +430,9 @@ impl<W: Write> State<'_, '_, W> {
     /// [`Self::evaluate`] of some objects with the context they look up; `None` when that
     /// context is over budget and the objects can be split.
     async fn evaluate_with_context(&mut self, objects: &[Object]) -> Option<Vec<Finding>> {
-        let mut store = ObjectStore::new();
+        let store = ObjectStore::new();
         self.engine
-            .add_context(&mut store, objects.iter().map(|o| &o.value));
+            .add_context(&store, objects.iter().map(|o| &o.value));
         let mut store = Arc::new(store);
         let mut findings = self.engine.evaluate(objects, &store, self.config);
         let mut absent: BTreeSet<Key> = BTreeSet::new();
@@ -451,7 +451,7 @@ impl<W: Write> State<'_, '_, W> {
             if wanted.is_empty() {
                 break;
             }
-            let Ok(mut s) = Arc::try_unwrap(store) else {
+            let Ok(s) = Arc::try_unwrap(store) else {
                 break;
             };
             let mut added = 0;

@@ -185,7 +185,7 @@ pub fn main(args: Args) -> Result<i32> {
         None => Config::default(),
     };
     let cases = cases(&args)?;
-    let mut store = ObjectStore::new();
+    let store = ObjectStore::new();
     for c in &cases {
         if c.object.is_object() {
             store.insert(c.object.clone());

@@ -64,7 +64,7 @@ pub fn context_store(paths: &[PathBuf]) -> Result<ObjectStore> {
     if let Some(e) = loaded.errors.first() {
         bail!("--context: {e}");
     }
-    let mut store = ObjectStore::new();
+    let store = ObjectStore::new();
     for o in loaded.objects {
         store.insert(o.value);
     }

@@ -375,9 +375,10 @@ pub enum Event {
     },
 }
 
-impl Event {
-    pub fn line(&self) -> usize {
-        match self {
+/// The `line` field of any [`Event`] (by reference or mutably): the one list of its variants.
+macro_rules! event_line {
+    ($event:expr) => {
+        match $event {
             Event::Connect { line, .. }
             | Event::CreateDatabase { line, .. }
             | Event::DropDatabase { line, .. }
@@ -388,8 +389,19 @@ impl Event {
             | Event::Transaction { line, .. }
             | Event::Do { line, .. }
             | Event::RolePassword { line, .. }
-            | Event::SetVariable { line, .. } => *line,
+            | Event::SetVariable { line, .. } => line,
         }
+    };
+}
+
+impl Event {
+    pub fn line(&self) -> usize {
+        *event_line!(self)
+    }
+
+    /// The line, to move the event (a `DO` body's events count from the body's first line).
+    fn line_mut(&mut self) -> &mut usize {
+        event_line!(self)
     }
 }
 
@@ -862,22 +874,10 @@ fn do_block(body: &str, body_line: usize, line: usize) -> Event {
 }
 
 fn shift_line(e: &mut Event, by: usize) {
-    match e {
-        Event::Connect { line, .. }
-        | Event::CreateDatabase { line, .. }
-        | Event::DropDatabase { line, .. }
-        | Event::CreateExtension { line, .. }
-        | Event::DropExtension { line, .. }
-        | Event::CreateSchema { line, .. }
-        | Event::DropSchema { line, .. }
-        | Event::Transaction { line, .. }
-        | Event::RolePassword { line, .. }
-        | Event::SetVariable { line, .. } => *line += by,
-        Event::Do { events, line, .. } => {
-            *line += by;
-            for e in events {
-                shift_line(e, by);
-            }
+    *e.line_mut() += by;
+    if let Event::Do { events, .. } = e {
+        for e in events {
+            shift_line(e, by);
         }
     }
 }

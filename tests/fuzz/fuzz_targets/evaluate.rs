@@ -12,7 +12,7 @@ use stackguard_fuzz::{POLICIES, evaluate_both, export, fixture_settings};
 
 fuzz_target!(init: stackguard_fuzz::init("evaluate"), |case: Case| {
     let object = case.object.to_json();
-    let mut store = ObjectStore::new();
+    let store = ObjectStore::new();
     for o in &case.context {
         store.insert(o.to_json());
     }

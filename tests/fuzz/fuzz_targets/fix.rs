@@ -5,7 +5,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stackguard::check::Loaded;
 use stackguard::config::Config;
 use stackguard::engine::Engine;
 use stackguard::manifest::{self, Input, SourceFile};
@@ -18,14 +17,10 @@ fn fix(engine: &Engine, config: &Config, text: String, json: bool) -> Option<Str
         text,
         json,
     };
-    let parsed = manifest::parse(0, &src);
-    let loaded = Loaded {
-        files: vec![src],
-        objects: parsed.objects,
-        errors: parsed.errors,
-    };
-    let fixes = stackguard::fix::fix_loaded(&loaded, engine, config).expect("native engine");
-    fixes.into_iter().next().and_then(|f| f.fixed)
+    let read = |_: usize, _: &Input| Ok(src.clone());
+    let fixed = stackguard::fix::run(std::slice::from_ref(&src.input), &read, engine, config)
+        .expect("native engine");
+    fixed.fixes.into_iter().next().and_then(|f| f.fixed)
 }
 
 fuzz_target!(init: stackguard_fuzz::init("fix"), |data: &[u8]| {

@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use stackguard::manifest::{self, Input, Object, SourceFile};
+use std::collections::{HashMap, HashSet};
 
 fuzz_target!(init: stackguard_fuzz::init("yaml"), |data: &[u8]| {
     let Ok(text) = manifest::decode(data) else {
@@ -23,11 +24,20 @@ fuzz_target!(init: stackguard_fuzz::init("yaml"), |data: &[u8]| {
             let line = e.line.unwrap_or(1);
             assert!((1..=lines).contains(&line), "error line {line} of {lines}: {e}");
         }
+        const PATHS: [&str; 3] = ["metadata.name", "spec.template.spec.containers[0].image", "data"];
         let objects: Vec<&Object> = parsed.objects.iter().collect();
-        let located = manifest::locate(&src, &objects);
+        let mut wanted: HashMap<usize, HashSet<String>> = HashMap::new();
+        for o in &parsed.objects {
+            for path in PATHS {
+                let full = manifest::full_path(o, path);
+                let doc = wanted.entry(o.doc).or_default();
+                doc.extend(stackguard::yaml::with_ancestors(&full).map(str::to_string));
+            }
+        }
+        let located = manifest::locate(&src, &objects, &wanted);
         for o in &parsed.objects {
             assert!((1..=lines).contains(&o.line), "object line {} of {lines}", o.line);
-            for path in ["metadata.name", "spec.template.spec.containers[0].image", "data"] {
+            for path in PATHS {
                 let line = manifest::field_line(&located, o, Some(path));
                 assert!((1..=lines).contains(&line), "{path}: line {line} of {lines}");
             }

@@ -1,0 +1,539 @@
+//! Check inputs as they are read: each object is evaluated as soon as its document is parsed
+//! and then dropped (a report needs only its identity and place), so memory follows one
+//! document per thread, not the inputs. Parsing (a thread per file) and evaluation (a thread
+//! per core) overlap through a bounded queue.
+//!
+//! Context-aware rules see the objects of the kinds they may look up; those arrive while
+//! others are evaluated. An evaluation that looked anything up before every input was read
+//! (see [`context::lookups`]) is made again once the cluster state is complete, so the findings
+//! are exactly those of evaluating after reading everything. What waits for that second pass,
+//! and the context itself, is bounded by a [`Budget`]: past it, an object keeps the findings of
+//! the context read so far and the report says so.
+
+use crate::check::Loaded;
+use crate::config::Config;
+use crate::context::{self, ObjectStore};
+use crate::engine::{Engine, Finding, Worker, par_map};
+use crate::manifest::{self, Input, InputError, Object, SourceFile};
+use crate::yaml;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+/// Parsed objects go to the evaluating threads in batches of this many (fewer at the end of
+/// a file), and this many batches may wait for them.
+const BATCH: usize = 16;
+const QUEUE: usize = 4;
+
+/// How [`check`] reads input `i` (`manifest::read`, or text already in memory).
+pub type Read<'a> = dyn Fn(usize, &Input) -> Result<SourceFile, InputError> + Sync + 'a;
+
+/// Work done on the thread that parses a file, beside the evaluation: `fix` repairs each object
+/// as it is read and edits the file once it is read.
+pub trait PerFile: Sync {
+    /// What it keeps of one file.
+    type State: Send + Default;
+    /// An object as read, before it is evaluated.
+    fn object(&self, state: &mut Self::State, o: &Object);
+    /// The file is read; `errors` are its unreadable documents.
+    fn end(&self, state: &mut Self::State, src: &SourceFile, errors: &[InputError]);
+}
+
+/// A plain check.
+impl PerFile for () {
+    type State = ();
+    fn object(&self, _: &mut (), _: &Object) {}
+    fn end(&self, _: &mut (), _: &SourceFile, _: &[InputError]) {}
+}
+
+/// One input read and parsed: its text, its unreadable documents and what [`PerFile`] kept.
+type FileResult<S> = Result<(SourceFile, Vec<InputError>, S), InputError>;
+
+/// An object of input `input` (the `seq`-th of its file) as evaluated while streaming.
+struct Reviewed {
+    input: usize,
+    seq: usize,
+    object: Object,
+    findings: Vec<(usize, Option<String>, String)>,
+    /// Policies to evaluate again once the cluster state is complete (the object then keeps
+    /// its whole value).
+    again: Vec<usize>,
+    /// Why this object's findings may miss context.
+    error: Option<String>,
+}
+
+/// What the evaluating threads share.
+struct Shared<'a> {
+    engine: &'a Engine,
+    config: &'a Config,
+    store: Arc<ObjectStore>,
+    /// Every input has been read: the store is complete.
+    complete: AtomicBool,
+    /// What is kept for context and for evaluating again.
+    budget: &'a Budget,
+}
+
+impl Shared<'_> {
+    /// Reserve `bytes` of the budget shared by the context and the objects waiting for it.
+    fn keep(&self, bytes: u64) -> bool {
+        self.budget.reserve(bytes)
+    }
+
+    /// Add a context object (the `seq`-th of input `input`) to the store; `Some(reason)` when
+    /// it is over budget.
+    fn add_context(&self, input: usize, seq: usize, o: &Object) -> Option<String> {
+        let kinds = self.engine.context_kinds();
+        if !kinds.contains(&(o.api_version(), o.kind())) {
+            return None;
+        }
+        if !self.keep(yaml::estimated_bytes(&o.value)) {
+            return Some(format!(
+                "{}: not kept as cluster context for the other objects: the context and the \
+                 objects waiting for it would take more than {} MiB of memory",
+                o.describe(),
+                self.budget.mib()
+            ));
+        }
+        self.store.insert_ranked(o.value.clone(), (input, seq));
+        None
+    }
+
+    /// Evaluate `o`; what looked up an incomplete store is marked to evaluate again.
+    fn review(&self, worker: &mut Worker, input: usize, seq: usize, o: Object) -> Reviewed {
+        let complete = self.complete.load(Ordering::Acquire);
+        let mut findings = Vec::new();
+        let mut again = Vec::new();
+        let mut error = None;
+        let mut waiting = false;
+        for p in self.engine.applicable(&o, self.config) {
+            let before = context::lookups();
+            let got = self.engine.review(worker, p, &o, &self.store);
+            let looked = context::lookups() != before;
+            if looked && !complete {
+                if waiting || self.keep(yaml::estimated_bytes(&o.value)) {
+                    waiting = true;
+                    again.push(p);
+                    continue;
+                }
+                error.get_or_insert_with(|| {
+                    format!(
+                        "{}: checked with the cluster context read so far: the context and the \
+                         objects waiting for it would take more than {} MiB of memory",
+                        o.describe(),
+                        self.budget.mib()
+                    )
+                });
+            }
+            findings.extend(got.into_iter().map(|(path, m)| (p, path, m)));
+        }
+        let object = if waiting { o } else { o.identity() };
+        Reviewed {
+            input,
+            seq,
+            object,
+            findings,
+            again,
+            error,
+        }
+    }
+}
+
+/// Read, parse and evaluate every input; objects keep only their identity ([`Object::identity`]).
+/// Files, objects, errors and findings come back in input order, as `check::load` and
+/// `Engine::check` give them.
+pub fn check(
+    inputs: &[Input],
+    read: &Read<'_>,
+    engine: &Engine,
+    config: &Config,
+) -> (Loaded, Vec<Finding>) {
+    let budget = Budget::new(Budget::DEFAULT);
+    let (loaded, findings, _) = check_with(inputs, read, engine, config, &budget, &());
+    (loaded, findings)
+}
+
+/// [`check`] within `budget`, with `per_file` run on each file as it is read; its states come
+/// back in the order of `Loaded::files`.
+pub fn check_with<H: PerFile>(
+    inputs: &[Input],
+    read: &Read<'_>,
+    engine: &Engine,
+    config: &Config,
+    budget: &Budget,
+    per_file: &H,
+) -> (Loaded, Vec<Finding>, Vec<H::State>) {
+    let shared = Shared {
+        engine,
+        config,
+        store: Arc::new(ObjectStore::new()),
+        complete: AtomicBool::new(false),
+        budget,
+    };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut files: Vec<Option<FileResult<H::State>>> = (0..inputs.len()).map(|_| None).collect();
+    let mut reviewed = if cores <= 1 {
+        inline(inputs, read, &shared, per_file, &mut files)
+    } else {
+        threaded(inputs, read, &shared, per_file, &mut files, cores)
+    };
+    reviewed.sort_unstable_by_key(|r| (r.input, r.seq));
+
+    // Number files and objects as `check::load` does.
+    let mut loaded = Loaded {
+        files: Vec::new(),
+        objects: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut position = vec![usize::MAX; inputs.len()];
+    let mut next = reviewed.into_iter().peekable();
+    let mut findings = Vec::new();
+    let mut again = Vec::new();
+    let mut states = Vec::new();
+    for (i, file) in files.into_iter().enumerate() {
+        match file {
+            Some(Ok((src, errors, state))) => {
+                states.push(state);
+                position[i] = loaded.files.len();
+                while let Some(r) = next.next_if(|r| r.input == i) {
+                    let index = loaded.objects.len();
+                    if let Some(e) = r.error {
+                        loaded.errors.push(InputError {
+                            file: src.name.clone(),
+                            line: Some(r.object.line),
+                            message: e,
+                        });
+                    }
+                    findings.extend(r.findings.into_iter().map(|(policy, path, message)| {
+                        Finding {
+                            object: index,
+                            policy,
+                            path,
+                            message,
+                        }
+                    }));
+                    if !r.again.is_empty() {
+                        again.push((index, r.again));
+                    }
+                    loaded.objects.push(Object {
+                        file: position[i],
+                        ..r.object
+                    });
+                }
+                loaded.errors.extend(errors);
+                loaded.files.push(src);
+            }
+            Some(Err(e)) => loaded.errors.push(e),
+            None => {}
+        }
+    }
+
+    // The second pass, on the complete cluster state.
+    let store = shared.store;
+    if again.is_empty() {
+        findings.sort_by_key(|f| (f.object, f.policy));
+        return (loaded, findings, states);
+    }
+    let redone = par_map(
+        &again,
+        || engine.worker(&store),
+        |worker, _, (index, policies)| {
+            let o = &loaded.objects[*index];
+            policies
+                .iter()
+                .flat_map(|&p| {
+                    engine
+                        .review(worker, p, o, &store)
+                        .into_iter()
+                        .map(move |(path, message)| Finding {
+                            object: *index,
+                            policy: p,
+                            path,
+                            message,
+                        })
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    findings.extend(redone.into_iter().flatten());
+    for (index, _) in again {
+        let o = &mut loaded.objects[index];
+        *o = o.identity();
+    }
+    // Object order, then policy order; a policy's own findings keep theirs.
+    findings.sort_by_key(|f| (f.object, f.policy));
+    (loaded, findings, states)
+}
+
+/// One thread: read, parse and evaluate in turn (the browser build has no threads).
+fn inline<H: PerFile>(
+    inputs: &[Input],
+    read: &Read<'_>,
+    shared: &Shared<'_>,
+    per_file: &H,
+    files: &mut [Option<FileResult<H::State>>],
+) -> Vec<Reviewed> {
+    let mut worker = shared.engine.worker(&shared.store);
+    let mut out = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        files[i] = Some(read_file(i, input, read, shared, per_file, &mut |batch| {
+            for (i, seq, o, context_error) in batch {
+                let mut r = shared.review(&mut worker, i, seq, o);
+                r.error = r.error.or(context_error);
+                out.push(r);
+            }
+        }));
+    }
+    out
+}
+
+/// Read and parse input `i`, handing its objects to `send` in batches.
+fn read_file<H: PerFile>(
+    i: usize,
+    input: &Input,
+    read: &Read<'_>,
+    shared: &Shared<'_>,
+    per_file: &H,
+    send: &mut dyn FnMut(Parsed),
+) -> FileResult<H::State> {
+    let src = read(i, input)?;
+    let mut state = H::State::default();
+    let mut seq = 0;
+    let mut batch = Vec::with_capacity(BATCH);
+    let errors = manifest::parse_each(i, &src, &mut |o| {
+        let e = shared.add_context(i, seq, &o);
+        per_file.object(&mut state, &o);
+        batch.push((i, seq, o, e));
+        seq += 1;
+        if batch.len() == BATCH {
+            send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+        }
+    });
+    if !batch.is_empty() {
+        send(batch);
+    }
+    per_file.end(&mut state, &src, &errors);
+    Ok((src, errors, state))
+}
+
+/// A message from a parsing thread: objects (input, place in the file, object, an error about
+/// it).
+type Parsed = Vec<(usize, usize, Object, Option<String>)>;
+
+/// Parsing threads (one per file at a time) feed evaluating threads (one per core).
+fn threaded<H: PerFile>(
+    inputs: &[Input],
+    read: &Read<'_>,
+    shared: &Shared<'_>,
+    per_file: &H,
+    files: &mut [Option<FileResult<H::State>>],
+    cores: usize,
+) -> Vec<Reviewed> {
+    let (tx, rx) = sync_channel::<Parsed>(QUEUE);
+    // The last evaluating thread to stop (even by a panic) drops the receiver, so no parsing
+    // thread waits on a full queue forever.
+    let rx: Mutex<Option<Receiver<Parsed>>> = Mutex::new(Some(rx));
+    let next = AtomicUsize::new(0);
+    let parsing = AtomicUsize::new(cores.min(inputs.len()).max(1));
+    let evaluating = AtomicUsize::new(cores);
+    let slots: Vec<Mutex<Option<_>>> = files.iter_mut().map(|f| Mutex::new(f.take())).collect();
+    let out = std::thread::scope(|s| {
+        for _ in 0..parsing.load(Ordering::Relaxed) {
+            let tx: SyncSender<Parsed> = tx.clone();
+            let (next, parsing, slots) = (&next, &parsing, &slots);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(input) = inputs.get(i) else { break };
+                    let result = read_file(i, input, read, shared, per_file, &mut |batch| {
+                        let _ = tx.send(batch);
+                    });
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+                if parsing.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    shared.complete.store(true, Ordering::Release);
+                }
+            });
+        }
+        drop(tx);
+        let handles: Vec<_> = (0..cores)
+            .map(|_| {
+                let (rx, evaluating) = (&rx, &evaluating);
+                s.spawn(move || {
+                    struct Last<'r>(&'r AtomicUsize, &'r Mutex<Option<Receiver<Parsed>>>);
+                    impl Drop for Last<'_> {
+                        fn drop(&mut self) {
+                            if self.0.fetch_sub(1, Ordering::AcqRel) == 1
+                                && let Ok(mut rx) = self.1.lock()
+                            {
+                                rx.take();
+                            }
+                        }
+                    }
+                    let _last = Last(evaluating, rx);
+                    let mut worker = shared.engine.worker(&shared.store);
+                    let mut got = Vec::new();
+                    loop {
+                        let msg = match rx.lock() {
+                            Ok(rx) => rx.as_ref().and_then(|rx| rx.recv().ok()),
+                            Err(_) => None,
+                        };
+                        let Some(batch) = msg else {
+                            break;
+                        };
+                        for (i, seq, o, context_error) in batch {
+                            let mut r = shared.review(&mut worker, i, seq, o);
+                            r.error = r.error.or(context_error);
+                            got.push(r);
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for (f, slot) in files.iter_mut().zip(slots) {
+        *f = slot.into_inner().unwrap_or_else(|p| p.into_inner());
+    }
+    out
+}
+
+/// A bound on the estimated memory ([`yaml::estimated_bytes`]) of what a run holds beyond one
+/// document per thread: the cluster context, the objects waiting for it, and what `fix` holds
+/// until it edits a file.
+pub struct Budget {
+    limit: u64,
+    kept: AtomicU64,
+}
+
+impl Budget {
+    /// 96 MiB: with the text of a 16 MiB file, the documents in flight, the report and (for
+    /// `fix`) the edited text and its diff, a run stays under 256 MB (`make bench-limits`).
+    pub const DEFAULT: u64 = 96 << 20;
+
+    pub fn new(limit: u64) -> Budget {
+        Budget {
+            limit,
+            kept: AtomicU64::new(0),
+        }
+    }
+
+    /// Reserve `bytes`; `false` (and nothing reserved) when they do not fit.
+    pub fn reserve(&self, bytes: u64) -> bool {
+        self.kept
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| {
+                (k + bytes <= self.limit).then_some(k + bytes)
+            })
+            .is_ok()
+    }
+
+    /// Give back what was reserved.
+    pub fn release(&self, bytes: u64) {
+        self.kept.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// The limit in MiB, for messages.
+    pub fn mib(&self) -> u64 {
+        self.limit >> 20
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// The reference stack's PostgreSQL StatefulSet and its init ConfigMap, which here never
+    /// creates `postgis`: what `postgres-extensions` says depends on reading the ConfigMap.
+    fn stack() -> (String, String) {
+        let text = include_str!("../../fixtures/postgres-extensions/stack-statefulset.yaml");
+        let docs: Vec<&str> = text.split("\n---\n").collect();
+        let config_map = docs[2].replace("CREATE EXTENSION IF NOT EXISTS postgis;", "");
+        (docs[1].to_string(), config_map)
+    }
+
+    /// The StatefulSet's findings: (policy, path, message).
+    fn of_statefulset(
+        loaded: &Loaded,
+        findings: &[Finding],
+        engine: &Engine,
+    ) -> Vec<(String, Option<String>, String)> {
+        let mut out: Vec<_> = findings
+            .iter()
+            .filter(|f| loaded.objects[f.object].kind() == "StatefulSet")
+            .map(|f| {
+                let policy = engine.policies[f.policy].name.clone();
+                (policy, f.path.clone(), f.message.clone())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn context_read_after_the_workload_is_seen() {
+        let config = Config::default();
+        let engine = Engine::native(&config).unwrap();
+        let (statefulset, config_map) = stack();
+        let texts = [statefulset, config_map];
+        let inputs = [
+            Input::File(PathBuf::from("a.yaml")),
+            Input::File(PathBuf::from("b.yaml")),
+        ];
+        // The ConfigMap's file is read last, well after the StatefulSet was evaluated.
+        let late = |i: usize, input: &Input| {
+            if i == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Ok(manifest::source(input, texts[i].clone()))
+        };
+        let (loaded, findings) = check(&inputs, &late, &engine, &config);
+        let seen_late = of_statefulset(&loaded, &findings, &engine);
+        assert!(
+            seen_late.iter().any(|f| f.2.contains("postgis")),
+            "{seen_late:?}"
+        );
+        // The same objects, the ConfigMap first.
+        let first = |i: usize, input: &Input| Ok(manifest::source(input, texts[1 - i].clone()));
+        let (loaded, findings) = check(&inputs, &first, &engine, &config);
+        assert_eq!(of_statefulset(&loaded, &findings, &engine), seen_late);
+        // Only identities are kept.
+        assert!(loaded.objects.iter().all(|o| o.value.get("spec").is_none()));
+    }
+
+    #[test]
+    fn a_later_object_of_the_same_identity_wins_whatever_the_timing() {
+        let config = Config::default();
+        let engine = Engine::native(&config).unwrap();
+        let (statefulset, config_map) = stack();
+        // The first file holds a ConfigMap of the same identity that creates everything; the
+        // second, read first, the one without postgis: the later in input order counts.
+        let complete = stack_config_map_complete();
+        let texts = [format!("{statefulset}\n---\n{complete}"), config_map];
+        let inputs = [
+            Input::File(PathBuf::from("a.yaml")),
+            Input::File(PathBuf::from("b.yaml")),
+        ];
+        let read = |i: usize, input: &Input| {
+            if i == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Ok(manifest::source(input, texts[i].clone()))
+        };
+        let (loaded, findings) = check(&inputs, &read, &engine, &config);
+        let seen = of_statefulset(&loaded, &findings, &engine);
+        assert!(seen.iter().any(|f| f.2.contains("postgis")), "{seen:?}");
+    }
+
+    fn stack_config_map_complete() -> String {
+        let text = include_str!("../../fixtures/postgres-extensions/stack-statefulset.yaml");
+        text.split("\n---\n").nth(2).unwrap().to_string()
+    }
+}

@@ -497,3 +497,57 @@ fn flow_style_is_edited_and_anchors_are_skipped_with_a_message() {
         fixed
     );
 }
+
+/// A file whose changed objects are more than `fix` holds at once (3 MiB of Deployments that
+/// each need a fill-in): it is edited part by part while it is read, and every object is fixed
+/// in one run, exactly to the policies' mutation; a second run changes nothing.
+#[test]
+fn a_file_of_many_changed_objects_is_fixed_in_one_run() {
+    let dir = scratch("many-changed");
+    let count = 1700;
+    let docs: Vec<String> = (0..count)
+        .map(|i| {
+            let env: String = (0..30)
+                .map(|k| format!("        - name: SETTING_{k}\n          value: \"v-{i}-{k}\"\n"))
+                .collect();
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n  namespace: shop\nspec:\n  selector:\n    matchLabels: {{app: app-{i}}}\n  template:\n    metadata:\n      labels: {{app: app-{i}}}\n    spec:\n      containers:\n      - name: web\n        image: registry.example/app:1.{i}\n        env:\n{env}"
+            )
+        })
+        .collect();
+    let text = docs.join("---\n");
+    assert!(text.len() > 3 << 20, "{}", text.len());
+    std::fs::write(dir.join("many.yaml"), &text).unwrap();
+    let (code, stdout, stderr) = run(&dir, &["fix", "--color", "never", "many.yaml"], None);
+    assert_eq!(code, 1, "{stderr}");
+    let listed = stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("  many.yaml:") && l.contains(" Deployment shop/app-") && l.ends_with(']')
+        })
+        .count();
+    assert_eq!(listed, count, "{}", &stdout[..stdout.len().min(2000)]);
+
+    // In-process: every object as read back is the policies' repair of the original.
+    let config = Config::default();
+    let engine = Engine::native(&config).unwrap();
+    let load = |text: &str| {
+        let src = stackguard::manifest::source(
+            &stackguard::manifest::Input::File(PathBuf::from("many.yaml")),
+            text.to_string(),
+        );
+        stackguard::manifest::parse(0, &src).objects
+    };
+    let original = load(&text);
+    let fixed = load(&std::fs::read_to_string(dir.join("many.yaml")).unwrap());
+    let repaired = engine.fix(&original, &config).unwrap();
+    assert_eq!(fixed.len(), count);
+    for ((r, f), o) in repaired.iter().zip(&fixed).zip(&original) {
+        let repair = r
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} was not repaired", o.name()));
+        assert_eq!(f.value, repair.object, "{}", o.name());
+    }
+    let (_, again, _) = run(&dir, &["fix", "--color", "never", "many.yaml"], None);
+    assert!(!again.lines().any(|l| l.starts_with("fixed ")), "{again}");
+}

@@ -31,6 +31,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -100,30 +101,19 @@ pub fn run(inputs: &[Input], read: &Read<'_>, engine: &Engine, config: &Config) 
             }
         }
     }
-    // One budget for the context, the objects waiting for it and the changed objects.
-    let budget = Budget::new(Budget::DEFAULT);
+    // Half the budget for the context and the objects waiting for it, half for the changed
+    // objects held until they are written (apart: neither starves the other).
+    let waiting = Budget::new(Budget::DEFAULT / 2);
+    let held = Budget::new(Budget::DEFAULT / 2);
     let repairs = Repairs {
         engine,
         config,
         store,
-        budget: &budget,
+        budget: &held,
     };
-    let (mut loaded, findings, states) =
-        crate::stream::check_with(inputs, read, engine, config, &budget, &repairs);
-    let mut fixes = Vec::with_capacity(states.len());
-    for (src, state) in loaded.files.iter().zip(states) {
-        loaded.errors.extend(
-            state
-                .not_fixed
-                .into_iter()
-                .map(|(line, message)| InputError {
-                    file: src.name.clone(),
-                    line: Some(line),
-                    message,
-                }),
-        );
-        fixes.push(state.fix);
-    }
+    let (loaded, findings, states) =
+        crate::stream::check_with(inputs, read, engine, config, &waiting, &repairs);
+    let fixes = states.into_iter().map(|s| s.fix).collect();
     Ok(Fixed {
         loaded,
         fixes,
@@ -144,49 +134,30 @@ struct Repairs<'a> {
 /// What [`Repairs`] keeps of one file.
 #[derive(Default)]
 struct FileState {
-    /// The changed objects as read, and repaired.
-    changed: Vec<(Object, Repair)>,
+    /// The file's text with the edits made so far (`None`: none yet).
+    text: Option<String>,
+    /// The changed objects as read, and repaired, not yet written into `text`.
+    held: Vec<(Object, Repair)>,
+    /// Their share of the budget.
     kept: u64,
-    /// (line, message) of the objects left unfixed: over the memory budget.
-    not_fixed: Vec<(usize, String)>,
+    changes: Vec<Change>,
+    /// Why the file cannot be edited.
+    failed: Option<String>,
+    /// Lines the edits so far added (the held objects' lines are those of the file as read).
+    added_lines: usize,
     fix: FileFix,
 }
 
-impl PerFile for Repairs<'_> {
-    type State = FileState;
-
-    fn object(&self, state: &mut FileState, o: &Object) {
-        let Some(repair) = self.engine.repair(o, self.config, &self.store) else {
-            return;
-        };
-        // The object as read and repaired, and as much again for the syntax tree its edit
-        // builds.
-        let bytes = 2 * (yaml::estimated_bytes(&o.value) + yaml::estimated_bytes(&repair.object));
-        if !self.budget.reserve(bytes) {
-            state.not_fixed.push((
-                o.line,
-                format!(
-                    "{}: not fixed in this run: the fixes held at once would take more than {} \
-                     MiB of memory (run stackguard fix again)",
-                    o.describe(),
-                    self.budget.mib()
-                ),
-            ));
+impl Repairs<'_> {
+    /// Write the held objects into the file's text and let them go.
+    fn flush(&self, state: &mut FileState, src: &SourceFile) {
+        let held = std::mem::take(&mut state.held);
+        self.budget.release(std::mem::take(&mut state.kept));
+        if held.is_empty() || state.failed.is_some() {
             return;
         }
-        state.kept += bytes;
-        state.changed.push((o.clone(), repair));
-    }
-
-    fn end(&self, state: &mut FileState, src: &SourceFile, errors: &[InputError]) {
-        let changed = std::mem::take(&mut state.changed);
-        self.budget.release(state.kept);
-        if changed.is_empty() || !errors.is_empty() {
-            return;
-        }
-        let changes = changed
-            .iter()
-            .map(|(o, r)| Change {
+        state.changes.extend(held.iter().map(|(o, r)| {
+            Change {
                 line: o.line,
                 object: o.describe(),
                 policies: r
@@ -194,15 +165,89 @@ impl PerFile for Repairs<'_> {
                     .iter()
                     .map(|&p| self.engine.policies[p].name.clone())
                     .collect(),
-            })
-            .collect();
-        state.fix = match edit(src, &changed) {
-            Ok(text) => FileFix {
-                fixed: Some(text),
+            }
+        }));
+        let mut text = state.text.take().unwrap_or_else(|| src.text.clone());
+        // Only the documents from the first held object's to the last one's are read and
+        // edited again (a JSON file is one value): flushing costs what it writes, not the file.
+        let (range, first_doc) = if src.json {
+            (0..text.len(), 0)
+        } else {
+            region(&text, &held, state.added_lines)
+        };
+        match edit(&text[range.clone()], src.json, first_doc, &held) {
+            Ok(edited) => {
+                state.added_lines += lines(&edited) - lines(&text[range.clone()]);
+                text.replace_range(range, &edited);
+            }
+            Err(reason) => state.failed = Some(reason),
+        }
+        state.text = Some(text);
+    }
+}
+
+/// The part of `text` (the file with `added_lines` more lines than as read) from the line the
+/// first held object's document starts on to the `---` line after the last one's (or the end),
+/// and the index of that first document.
+fn region(text: &str, held: &[(Object, Repair)], added_lines: usize) -> (Range<usize>, usize) {
+    let (first, last) = (&held[0].0, &held[held.len() - 1].0);
+    let (from, to) = (first.line + added_lines, last.line + added_lines);
+    let mut start = 0;
+    let mut end = text.len();
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let number = i + 1;
+        if number == from {
+            start = offset;
+        }
+        if number > to && yaml::is_document_marker(line) {
+            end = offset;
+            break;
+        }
+        offset += line.len();
+    }
+    (start..end, first.doc)
+}
+
+fn lines(text: &str) -> usize {
+    text.bytes().filter(|&b| b == b'\n').count()
+}
+
+impl PerFile for Repairs<'_> {
+    type State = FileState;
+
+    fn object(&self, state: &mut FileState, src: &SourceFile, o: &Object) {
+        let Some(repair) = self.engine.repair(o, self.config, &self.store) else {
+            return;
+        };
+        // The object as read and repaired, and as much again for the syntax tree its edit
+        // builds. Over the budget, what this file holds is written into its text first (the
+        // documents keep their places: an edit only adds).
+        let bytes = 2 * (yaml::estimated_bytes(&o.value) + yaml::estimated_bytes(&repair.object));
+        if !self.budget.reserve(bytes) {
+            self.flush(state, src);
+            // Held by other files' threads: this one object goes over (one document's worth).
+            if !self.budget.reserve(bytes) {
+                self.budget.force(bytes);
+            }
+        }
+        state.kept += bytes;
+        state.held.push((o.clone(), repair));
+    }
+
+    fn end(&self, state: &mut FileState, src: &SourceFile, errors: &[InputError]) {
+        self.flush(state, src);
+        if state.changes.is_empty() || !errors.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut state.changes);
+        state.fix = match state.failed.take() {
+            None => FileFix {
+                fixed: state.text.take(),
                 changes,
                 skipped: None,
             },
-            Err(reason) => FileFix {
+            Some(reason) => FileFix {
                 fixed: None,
                 changes,
                 skipped: Some(reason),
@@ -211,21 +256,27 @@ impl PerFile for Repairs<'_> {
     }
 }
 
-/// The text of `src` with the repaired objects, edited in place; `yaml_edit` reads it back (a
-/// JSON file is also read back as JSON).
-fn edit(src: &SourceFile, changed: &[(Object, Repair)]) -> Result<String, String> {
-    if src.json && json_values(&src.text) > 1 {
+/// `text` (JSON when `json`; its documents are the file's from `first_doc` on) with the
+/// repaired objects, edited in place; `yaml_edit` reads it back (a JSON file is also read back
+/// as JSON).
+fn edit(
+    text: &str,
+    json: bool,
+    first_doc: usize,
+    changed: &[(Object, Repair)],
+) -> Result<String, String> {
+    if json && json_values(text) > 1 {
         return Err("several concatenated JSON values: not edited".to_string());
     }
     // The documents of `kind: List`s with a changed item, read again whole.
     let lists: BTreeSet<usize> = changed
         .iter()
         .filter(|(o, _)| !o.prefix.is_empty())
-        .map(|(o, _)| o.doc)
+        .map(|(o, _)| o.doc - first_doc)
         .collect();
     let mut whole: BTreeMap<usize, Value> = BTreeMap::new();
     if !lists.is_empty() {
-        yaml::each_document(&src.text, &yaml::LIMITS, false, &mut |d| {
+        yaml::each_document(text, &yaml::LIMITS, false, &mut |d| {
             if lists.contains(&d.index) {
                 whole.insert(d.index, d.value);
             }
@@ -236,16 +287,19 @@ fn edit(src: &SourceFile, changed: &[(Object, Repair)]) -> Result<String, String
     for (o, r) in changed {
         let fixed = &r.object;
         if o.prefix.is_empty() {
-            docs.insert(o.doc, (Cow::Borrowed(&o.value), Cow::Borrowed(fixed)));
+            docs.insert(
+                o.doc - first_doc,
+                (Cow::Borrowed(&o.value), Cow::Borrowed(fixed)),
+            );
             continue;
         }
         let index = list_index(&o.prefix)
             .ok_or_else(|| format!("document {}: {}: unexpected place", o.doc + 1, o.prefix))?;
-        let (_, after) = match docs.entry(o.doc) {
+        let (_, after) = match docs.entry(o.doc - first_doc) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(v) => {
                 let doc = whole
-                    .get(&o.doc)
+                    .get(&(o.doc - first_doc))
                     .ok_or_else(|| format!("document {} not found again", o.doc + 1))?;
                 v.insert((Cow::Borrowed(doc), Cow::Owned(doc.clone())))
             }
@@ -269,8 +323,12 @@ fn edit(src: &SourceFile, changed: &[(Object, Repair)]) -> Result<String, String
             after,
         })
         .collect();
-    let text = yaml_edit::apply_additions(&src.text, &edits).map_err(|e| e.to_string())?;
-    if src.json {
+    let text = yaml_edit::apply_additions(text, &edits).map_err(|mut e| {
+        // Documents counted in the file.
+        e.doc_index += first_doc;
+        e.to_string()
+    })?;
+    if json {
         let same = match serde_json::from_str::<Value>(&text) {
             Ok(v) => edits.first().is_some_and(|e| *e.after == v),
             Err(e) => {

@@ -33,8 +33,8 @@ pub type Read<'a> = dyn Fn(usize, &Input) -> Result<SourceFile, InputError> + Sy
 pub trait PerFile: Sync {
     /// What it keeps of one file.
     type State: Send + Default;
-    /// An object as read, before it is evaluated.
-    fn object(&self, state: &mut Self::State, o: &Object);
+    /// An object of `src` as read, before it is evaluated.
+    fn object(&self, state: &mut Self::State, src: &SourceFile, o: &Object);
     /// The file is read; `errors` are its unreadable documents.
     fn end(&self, state: &mut Self::State, src: &SourceFile, errors: &[InputError]);
 }
@@ -42,7 +42,7 @@ pub trait PerFile: Sync {
 /// A plain check.
 impl PerFile for () {
     type State = ();
-    fn object(&self, _: &mut (), _: &Object) {}
+    fn object(&self, _: &mut (), _: &SourceFile, _: &Object) {}
     fn end(&self, _: &mut (), _: &SourceFile, _: &[InputError]) {}
 }
 
@@ -303,7 +303,7 @@ fn read_file<H: PerFile>(
     let mut batch = Vec::with_capacity(BATCH);
     let errors = manifest::parse_each(i, &src, &mut |o| {
         let e = shared.add_context(i, seq, &o);
-        per_file.object(&mut state, &o);
+        per_file.object(&mut state, &src, &o);
         batch.push((i, seq, o, e));
         seq += 1;
         if batch.len() == BATCH {
@@ -432,6 +432,11 @@ impl Budget {
                 (k + bytes <= self.limit).then_some(k + bytes)
             })
             .is_ok()
+    }
+
+    /// Reserve `bytes` whether they fit or not (one document's worth, to make progress).
+    pub fn force(&self, bytes: u64) {
+        self.kept.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Give back what was reserved.

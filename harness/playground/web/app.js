@@ -196,7 +196,8 @@
 
   // ---------------------------------------------------------------- the engine's worker
 
-  const worker = { current: null, module: null, nextId: 1, queued: null, watchdog: null };
+  // `queued`: per operation ('check', 'fix'), the latest request waiting for the worker.
+  const worker = { current: null, module: null, nextId: 1, queued: {}, watchdog: null };
 
   function startWorker() {
     const url = URL.createObjectURL(new Blob([STACKGUARD_WORKER_SOURCE], { type: 'text/javascript' }));
@@ -209,44 +210,73 @@
     worker.current = w;
   }
 
-  // Send one check to the worker; while one runs, only the latest request waits for it.
-  function postCheck(text, config) {
+  // Send a check or a fix to the worker; while one runs, only the latest request of each
+  // operation waits for it.
+  function post(op, text, config) {
     if (state.busy) {
-      worker.queued = { text, config };
+      worker.queued[op] = { text, config };
       return;
     }
     const id = worker.nextId++;
-    state.busy = { id, started: performance.now() };
+    state.busy = { id, op, text, started: performance.now() };
     worker.watchdog = setTimeout(() => stopCheck(id), CHECK_LIMIT_MS);
-    worker.current.postMessage({ id, text, config });
+    worker.current.postMessage({ id, op, text, config });
   }
 
+  function postCheck(text, config) {
+    post('check', text, config);
+  }
+
+  // A waiting fix (asked for by a click) goes before a waiting check.
   function nextQueued() {
-    const q = worker.queued;
-    worker.queued = null;
-    if (q) postCheck(q.text, q.config);
+    for (const op of ['fix', 'check']) {
+      const q = worker.queued[op];
+      if (q) {
+        delete worker.queued[op];
+        post(op, q.text, q.config);
+        return;
+      }
+    }
   }
 
   // The worker did not answer in time: replace it and say so.
   function stopCheck(id) {
     if (!state.busy || state.busy.id !== id) return;
+    const op = state.busy.op;
     worker.current.terminate();
     state.busy = null;
-    state.checks++;
     startWorker();
-    $('summary').className = 'summary bad';
-    $('summary').textContent =
-      `Not checked: the check was stopped after ${CHECK_LIMIT_MS / 1000} s. ` +
-      'Check this input with the stackguard CLI instead.';
-    $('errors').replaceChildren();
-    $('findings').replaceChildren();
+    if (op === 'fix') {
+      $('fix-pane').hidden = false;
+      $('fix-summary').textContent =
+        `Not fixed: Fix was stopped after ${CHECK_LIMIT_MS / 1000} s. ` +
+        'Fix this input with the stackguard CLI instead.';
+      $('fix-changes').replaceChildren();
+      $('fix-diff').hidden = true;
+      $('fix-apply').disabled = true;
+    } else {
+      state.checks++;
+      $('summary').className = 'summary bad';
+      $('summary').textContent =
+        `Not checked: the check was stopped after ${CHECK_LIMIT_MS / 1000} s. ` +
+        'Check this input with the stackguard CLI instead.';
+      $('errors').replaceChildren();
+      $('findings').replaceChildren();
+    }
     nextQueued();
   }
 
   function finishCheck(msg) {
     if (!state.busy || state.busy.id !== msg.id) return;
     clearTimeout(worker.watchdog);
+    const done = state.busy;
     state.busy = null;
+    if (msg.op === 'fix') {
+      // A fix of a text edited since is not shown (Apply would put the old text back).
+      if (done.text === editor.value) finishFix(msg);
+      nextQueued();
+      return;
+    }
     state.checks++;
     if (msg.error !== undefined) {
       if (msg.trap) {
@@ -288,25 +318,30 @@
 
   // ---------------------------------------------------------------- fix
 
-  // `stackguard fix` on the editor's text: the diff, the repaired objects, Apply to take it.
+  // `stackguard fix` on the editor's text, in the worker: the diff, the repaired objects, Apply
+  // to take it.
   function runFix() {
     let config;
     try {
       config = buildConfig();
     } catch (e) {
       showConfigError(e.message);
-      return null;
+      return;
     }
-    let out;
-    try {
-      out = JSON.parse(wasm_bindgen.fix(editor.value, config));
-    } catch (e) {
-      showConfigError(String(e && e.message ? e.message : e));
-      return null;
+    post('fix', editor.value, config);
+  }
+
+  function finishFix(msg) {
+    if (msg.error !== undefined) {
+      if (msg.trap) {
+        worker.current.terminate();
+        startWorker();
+      }
+      showConfigError(msg.error);
+      return;
     }
+    const out = JSON.parse(msg.out);
     state.fix = out;
-    const pane = $('fix-pane');
-    pane.hidden = false;
     const remaining = out.report.summary.findings;
     let summary;
     if (out.skipped) summary = `nothing edited: ${out.skipped}`;
@@ -329,8 +364,9 @@
     );
     $('fix-diff').hidden = !out.changed;
     $('fix-apply').disabled = !out.changed;
+    // Shown once filled in.
+    $('fix-pane').hidden = false;
     document.dispatchEvent(new CustomEvent('stackguard:fixed', { detail: out }));
-    return out;
   }
 
   function applyFix() {

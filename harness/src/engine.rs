@@ -282,24 +282,21 @@ impl Engine {
     /// The (apiVersion, kind) pairs the mutating policies may look up (`fix` reads them from
     /// every input before repairing anything).
     pub fn fix_context_kinds(&self) -> Vec<(&str, &str)> {
-        let mut kinds: Vec<(&str, &str)> = self
-            .policies
-            .iter()
-            .filter(|p| p.metadata.mutating)
-            .flat_map(|p| p.metadata.context_aware_resources.iter())
-            .map(|r| (r.api_version.as_str(), r.kind.as_str()))
-            .collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        kinds
+        self.looked_up_by(|p| p.metadata.mutating)
     }
 
     /// The (apiVersion, kind) pairs context-aware policies may look up (as policy-server
     /// allows: only what their metadata declares).
     pub fn context_kinds(&self) -> Vec<(&str, &str)> {
+        self.looked_up_by(|_| true)
+    }
+
+    /// The (apiVersion, kind) pairs the policies `which` selects may look up.
+    fn looked_up_by(&self, which: impl Fn(&PolicyInfo) -> bool) -> Vec<(&str, &str)> {
         let mut kinds: Vec<(&str, &str)> = self
             .policies
             .iter()
+            .filter(|p| which(p))
             .flat_map(|p| p.metadata.context_aware_resources.iter())
             .map(|r| (r.api_version.as_str(), r.kind.as_str()))
             .collect();

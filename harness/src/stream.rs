@@ -65,6 +65,8 @@ struct Reviewed {
 /// What the evaluating threads share.
 struct Shared<'a> {
     engine: &'a Engine,
+    /// What context-aware rules may look up (see [`Engine::context_kinds`]).
+    context_kinds: Vec<(&'a str, &'a str)>,
     config: &'a Config,
     store: Arc<ObjectStore>,
     /// Every input has been read: the store is complete.
@@ -82,8 +84,7 @@ impl Shared<'_> {
     /// Add a context object (the `seq`-th of input `input`) to the store; `Some(reason)` when
     /// it is over budget.
     fn add_context(&self, input: usize, seq: usize, o: &Object) -> Option<String> {
-        let kinds = self.engine.context_kinds();
-        if !kinds.contains(&(o.api_version(), o.kind())) {
+        if !self.context_kinds.contains(&(o.api_version(), o.kind())) {
             return None;
         }
         if !self.keep(yaml::estimated_bytes(&o.value)) {
@@ -164,6 +165,7 @@ pub fn check_with<H: PerFile>(
 ) -> (Loaded, Vec<Finding>, Vec<H::State>) {
     let shared = Shared {
         engine,
+        context_kinds: engine.context_kinds(),
         config,
         store: Arc::new(ObjectStore::new()),
         complete: AtomicBool::new(false),
@@ -455,13 +457,14 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    /// The reference stack's PostgreSQL StatefulSet and its init ConfigMap, which here never
-    /// creates `postgis`: what `postgres-extensions` says depends on reading the ConfigMap.
-    fn stack() -> (String, String) {
+    /// The reference stack's PostgreSQL StatefulSet, its init ConfigMap, and the ConfigMap
+    /// changed never to create `postgis`: what `postgres-extensions` says depends on which
+    /// ConfigMap it reads.
+    fn stack() -> (String, String, String) {
         let text = include_str!("../../fixtures/postgres-extensions/stack-statefulset.yaml");
         let docs: Vec<&str> = text.split("\n---\n").collect();
-        let config_map = docs[2].replace("CREATE EXTENSION IF NOT EXISTS postgis;", "");
-        (docs[1].to_string(), config_map)
+        let without = docs[2].replace("CREATE EXTENSION IF NOT EXISTS postgis;", "");
+        (docs[1].to_string(), docs[2].to_string(), without)
     }
 
     /// The StatefulSet's findings: (policy, path, message).
@@ -482,16 +485,21 @@ mod tests {
         out
     }
 
+    /// Two input files, `a.yaml` and `b.yaml`.
+    fn two_files() -> [Input; 2] {
+        [
+            Input::File(PathBuf::from("a.yaml")),
+            Input::File(PathBuf::from("b.yaml")),
+        ]
+    }
+
     #[test]
     fn context_read_after_the_workload_is_seen() {
         let config = Config::default();
         let engine = Engine::native(&config).unwrap();
-        let (statefulset, config_map) = stack();
+        let (statefulset, _, config_map) = stack();
         let texts = [statefulset, config_map];
-        let inputs = [
-            Input::File(PathBuf::from("a.yaml")),
-            Input::File(PathBuf::from("b.yaml")),
-        ];
+        let inputs = two_files();
         // The ConfigMap's file is read last, well after the StatefulSet was evaluated.
         let late = |i: usize, input: &Input| {
             if i == 1 {
@@ -517,15 +525,11 @@ mod tests {
     fn a_later_object_of_the_same_identity_wins_whatever_the_timing() {
         let config = Config::default();
         let engine = Engine::native(&config).unwrap();
-        let (statefulset, config_map) = stack();
         // The first file holds a ConfigMap of the same identity that creates everything; the
         // second, read first, the one without postgis: the later in input order counts.
-        let complete = stack_config_map_complete();
+        let (statefulset, complete, config_map) = stack();
         let texts = [format!("{statefulset}\n---\n{complete}"), config_map];
-        let inputs = [
-            Input::File(PathBuf::from("a.yaml")),
-            Input::File(PathBuf::from("b.yaml")),
-        ];
+        let inputs = two_files();
         let read = |i: usize, input: &Input| {
             if i == 0 {
                 std::thread::sleep(std::time::Duration::from_millis(300));
@@ -535,10 +539,5 @@ mod tests {
         let (loaded, findings) = check(&inputs, &read, &engine, &config);
         let seen = of_statefulset(&loaded, &findings, &engine);
         assert!(seen.iter().any(|f| f.2.contains("postgis")), "{seen:?}");
-    }
-
-    fn stack_config_map_complete() -> String {
-        let text = include_str!("../../fixtures/postgres-extensions/stack-statefulset.yaml");
-        text.split("\n---\n").nth(2).unwrap().to_string()
     }
 }

@@ -372,7 +372,8 @@ fn looks_like_path(s: &str) -> bool {
 }
 
 /// Map `f` over `items` on every core (dynamic scheduling: an object at a time), with one
-/// `init()` state per worker. Results keep the input order. Small inputs run inline.
+/// `init()` state per worker (none for no items). Results keep the input order. Small inputs run
+/// inline.
 pub fn par_map<T, R, S>(
     items: &[T],
     init: impl Fn() -> S + Sync,
@@ -382,6 +383,10 @@ where
     T: Sync,
     R: Send,
 {
+    // No item, no worker state (for modules it is an instance of each).
+    if items.is_empty() {
+        return Vec::new();
+    }
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

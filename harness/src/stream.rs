@@ -188,7 +188,6 @@ pub fn check_with<H: PerFile>(
         objects: Vec::new(),
         errors: Vec::new(),
     };
-    let mut position = vec![usize::MAX; inputs.len()];
     let mut next = reviewed.into_iter().peekable();
     let mut findings = Vec::new();
     let mut again = Vec::new();
@@ -197,7 +196,7 @@ pub fn check_with<H: PerFile>(
         match file {
             Some(Ok((src, errors, state))) => {
                 states.push(state);
-                position[i] = loaded.files.len();
+                let position = loaded.files.len();
                 while let Some(r) = next.next_if(|r| r.input == i) {
                     let index = loaded.objects.len();
                     if let Some(e) = r.error {
@@ -219,7 +218,7 @@ pub fn check_with<H: PerFile>(
                         again.push((index, r.again));
                     }
                     loaded.objects.push(Object {
-                        file: position[i],
+                        file: position,
                         ..r.object
                     });
                 }
@@ -233,10 +232,6 @@ pub fn check_with<H: PerFile>(
 
     // The second pass, on the complete cluster state.
     let store = shared.store;
-    if again.is_empty() {
-        findings.sort_by_key(|f| (f.object, f.policy));
-        return (loaded, findings, states);
-    }
     let redone = par_map(
         &again,
         || engine.worker(&store),

@@ -473,21 +473,23 @@ impl Replay {
                 if name == "template0" || name == "template1" {
                     return Res::Fails("cannot drop a template database".into());
                 }
+                if self.may_have_stopped {
+                    // It may not run: the database may still hold what it held.
+                    return match self.databases.get_mut(name) {
+                        Some(db) => {
+                            only_maybe(db);
+                            Res::Done
+                        }
+                        None if *if_exists => Res::Done,
+                        None => Res::MayFail(format!("database \"{name}\" may not exist")),
+                    };
+                }
                 if self.databases.remove(name).is_none() && !if_exists {
-                    return self.fails(format!("database \"{name}\" does not exist"));
+                    return Res::Fails(format!("database \"{name}\" does not exist"));
                 }
                 Res::Done
             }
             _ => self.in_database(s, e),
-        }
-    }
-
-    /// A failure the replay is sure of only when it is sure nothing earlier failed.
-    fn fails(&self, reason: String) -> Res {
-        if self.may_have_stopped {
-            Res::MayFail(reason)
-        } else {
-            Res::Fails(reason)
         }
     }
 
@@ -507,11 +509,29 @@ impl Replay {
                 return Res::MayFail(format!("the template of database {name} is not known"));
             }
         };
+        if self.may_have_stopped {
+            // It may not run, or run after the database was dropped: the database may hold what
+            // it held or what the template holds.
+            let Some(mut copy) = self.databases.get(&template).cloned() else {
+                return Res::MayFail(format!("template database \"{template}\" may not exist"));
+            };
+            only_maybe(&mut copy);
+            match self.databases.get_mut(name) {
+                Some(db) => {
+                    db.maybe.extend(copy.maybe);
+                    db.maybe_any |= copy.maybe_any;
+                }
+                None => {
+                    self.databases.insert(name.clone(), copy);
+                }
+            }
+            return Res::Done;
+        }
         if self.databases.contains_key(name) {
-            return self.fails(format!("database \"{name}\" already exists"));
+            return Res::Fails(format!("database \"{name}\" already exists"));
         }
         let Some(copy) = self.databases.get(&template).cloned() else {
-            return self.fails(format!("template database \"{template}\" does not exist"));
+            return Res::Fails(format!("template database \"{template}\" does not exist"));
         };
         self.databases.insert(name.clone(), copy);
         Res::Done
@@ -626,6 +646,12 @@ impl Replay {
 }
 
 /// A database the replay knows nothing about.
+/// What a database certainly holds becomes what it may hold.
+fn only_maybe(db: &mut Db) {
+    let certain = std::mem::take(&mut db.extensions);
+    db.maybe.extend(certain.into_keys());
+}
+
 fn unknown_db() -> Db {
     Db {
         maybe_any: true,

@@ -551,3 +551,35 @@ fn a_file_of_many_changed_objects_is_fixed_in_one_run() {
     let (_, again, _) = run(&dir, &["fix", "--color", "never", "many.yaml"], None);
     assert!(!again.lines().any(|l| l.starts_with("fixed ")), "{again}");
 }
+
+#[test]
+fn what_remains_is_what_check_finds_in_the_fixed_files() {
+    // The StatefulSet (fixed) reads its init ConfigMap from another file, which `fix` does not
+    // change: what remains must still be judged against that ConfigMap.
+    let dir = scratch("remains-with-context");
+    let text =
+        std::fs::read_to_string(root().join("fixtures/postgres-extensions/stack-statefulset.yaml"))
+            .unwrap();
+    let docs: Vec<&str> = text.split("\n---\n").collect();
+    std::fs::write(dir.join("a-statefulset.yaml"), docs[1]).unwrap();
+    let config_map = docs[2].replace("CREATE EXTENSION IF NOT EXISTS postgis;", "");
+    std::fs::write(dir.join("b-init.yaml"), &config_map).unwrap();
+    let (code, fixed, _) = run(&dir, &["fix", "--color", "never", "."], None);
+    assert_eq!(code, 1, "{fixed}");
+    assert!(fixed.starts_with("fixed a-statefulset.yaml\n"), "{fixed}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("b-init.yaml")).unwrap(),
+        config_map
+    );
+    let (code, checked, _) = run(&dir, &["check", "--color", "never", "."], None);
+    assert_eq!(code, 1, "{checked}");
+    assert!(
+        checked.contains("a-statefulset.yaml")
+            && checked.contains("never create the required extension(s) postgis"),
+        "{checked}"
+    );
+    assert!(
+        fixed.ends_with(&checked),
+        "fix:\n{fixed}\ncheck:\n{checked}"
+    );
+}

@@ -402,52 +402,70 @@ pub fn summary(loaded: &Loaded, fixes: &[FileFix], diff: bool) -> String {
     out
 }
 
-/// The report of what the policies still find once fixed: the files `fixes` changed are read
-/// again as fixed, the others keep what was found when they were read.
+/// The report of what the policies still find once fixed. The files `fixes` changed are read
+/// again as fixed, with every file holding objects the policies may look up (the cluster state
+/// they see); when a changed file holds such objects, every file is read again. The other files
+/// keep what was found when they were read.
 pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
     let Fixed {
         loaded,
         fixes,
         findings,
     } = fixed;
-    let changed: Vec<usize> = (0..loaded.files.len())
-        .filter(|&k| fixes.get(k).is_some_and(|f| f.fixed.is_some()))
-        .collect();
-    if changed.is_empty() {
+    let is_fixed = |k: usize| fixes.get(k).is_some_and(|f| f.fixed.is_some());
+    if !(0..loaded.files.len()).any(is_fixed) {
         return check::build_report(loaded, engine, findings.clone());
     }
-    let inputs: Vec<Input> = changed
+    let kinds = engine.context_kinds();
+    let mut holds_context = vec![false; loaded.files.len()];
+    for o in &loaded.objects {
+        if kinds.contains(&(o.api_version(), o.kind())) {
+            holds_context[o.file] = true;
+        }
+    }
+    let context_changed = (0..loaded.files.len()).any(|k| is_fixed(k) && holds_context[k]);
+    // In input order, so that of two objects of the same identity the later still counts.
+    let again_files: Vec<usize> = (0..loaded.files.len())
+        .filter(|&k| context_changed || is_fixed(k) || holds_context[k])
+        .collect();
+    let inputs: Vec<Input> = again_files
         .iter()
         .map(|&k| loaded.files[k].input.clone())
         .collect();
     let read = |j: usize, _: &Input| {
-        let src = &loaded.files[changed[j]];
+        let k = again_files[j];
+        let src = &loaded.files[k];
         Ok(SourceFile {
             input: src.input.clone(),
             name: src.name.clone(),
-            text: fixes[changed[j]].fixed.clone().unwrap_or_default(),
+            text: fixes[k].fixed.clone().unwrap_or_else(|| src.text.clone()),
             json: src.json,
         })
     };
     let (again, again_findings) = crate::stream::check(&inputs, &read, engine, config);
 
-    // The objects of each file, from the first reading or the second, renumbered.
+    // The objects of each file, from the first reading or the second, renumbered; the errors of
+    // a file read again are those of the second reading.
+    let read_again: std::collections::HashSet<&str> = again_files
+        .iter()
+        .map(|&k| loaded.files[k].name.as_str())
+        .collect();
     let mut merged = Loaded {
         files: Vec::with_capacity(loaded.files.len()),
         objects: Vec::new(),
-        errors: loaded.errors.clone(),
-    };
-    merged.errors.extend(
-        again
+        errors: loaded
             .errors
-            .into_iter()
-            .filter(|e| !loaded.errors.contains(e)),
-    );
+            .iter()
+            .filter(|e| !read_again.contains(e.file.as_str()))
+            .cloned()
+            .collect(),
+    };
+    merged.errors.extend(again.errors);
     let mut merged_findings = Vec::new();
     let first_reading = file_ranges(&loaded.objects, loaded.files.len());
     let second_reading = file_ranges(&again.objects, again.files.len());
     for (k, src) in loaded.files.iter().enumerate() {
-        let (objects, findings, range, file) = match changed.iter().position(|&c| c == k) {
+        let (objects, findings, range, file) = match again_files.iter().position(|&c| c == k) {
             Some(j) => (
                 &again.objects,
                 &again_findings,

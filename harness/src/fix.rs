@@ -69,6 +69,9 @@ pub struct FileFix {
     pub changes: Vec<Change>,
     /// Why the file is left untouched although something in it needs fixing.
     pub skipped: Option<String>,
+    /// Objects of it were repaired: they were not evaluated as read, and what remains in the
+    /// file is found by reading it again ([`remaining`]).
+    pub repaired: bool,
 }
 
 /// Everything `fix` read and found, before anything is written.
@@ -216,10 +219,11 @@ fn lines(text: &str) -> usize {
 impl PerFile for Repairs<'_> {
     type State = FileState;
 
-    fn object(&self, state: &mut FileState, src: &SourceFile, o: &Object) {
+    fn object(&self, state: &mut FileState, src: &SourceFile, o: &Object) -> bool {
         let Some(repair) = self.engine.repair(o, self.config, &self.store) else {
-            return;
+            return true;
         };
+        state.fix.repaired = true;
         // The object as read and repaired, and as much again for the syntax tree its edit
         // builds. Over the budget, what this file holds is written into its text first (the
         // documents keep their places: an edit only adds).
@@ -233,6 +237,7 @@ impl PerFile for Repairs<'_> {
         }
         state.kept += bytes;
         state.held.push((o.clone(), repair));
+        false
     }
 
     fn end(&self, state: &mut FileState, src: &SourceFile, errors: &[InputError]) {
@@ -246,11 +251,13 @@ impl PerFile for Repairs<'_> {
                 fixed: state.text.take(),
                 changes,
                 skipped: None,
+                repaired: true,
             },
             Some(reason) => FileFix {
                 fixed: None,
                 changes,
                 skipped: Some(reason),
+                repaired: true,
             },
         };
     }
@@ -402,10 +409,10 @@ pub fn summary(loaded: &Loaded, fixes: &[FileFix], diff: bool) -> String {
     out
 }
 
-/// The report of what the policies still find once fixed. The files `fixes` changed are read
-/// again as fixed, with every file holding objects the policies may look up (the cluster state
-/// they see); when a changed file holds such objects, every file is read again. The other files
-/// keep what was found when they were read.
+/// The report of what the policies still find once fixed. The files with repaired objects are
+/// read again (as fixed when `fixes` changed them), with every file holding objects the policies
+/// may look up (the cluster state they see); when a changed file holds such objects, every file
+/// is read again. The other files keep what was found when they were read.
 pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
     let Fixed {
         loaded,
@@ -413,7 +420,8 @@ pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
         findings,
     } = fixed;
     let is_fixed = |k: usize| fixes.get(k).is_some_and(|f| f.fixed.is_some());
-    if !(0..loaded.files.len()).any(is_fixed) {
+    let repaired = |k: usize| fixes.get(k).is_some_and(|f| f.repaired);
+    if !(0..loaded.files.len()).any(repaired) {
         return check::build_report(loaded, engine, findings.clone());
     }
     let kinds = engine.context_kinds();
@@ -426,7 +434,7 @@ pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
     let context_changed = (0..loaded.files.len()).any(|k| is_fixed(k) && holds_context[k]);
     // In input order, so that of two objects of the same identity the later still counts.
     let again_files: Vec<usize> = (0..loaded.files.len())
-        .filter(|&k| context_changed || is_fixed(k) || holds_context[k])
+        .filter(|&k| context_changed || repaired(k) || holds_context[k])
         .collect();
     let inputs: Vec<Input> = again_files
         .iter()

@@ -33,8 +33,9 @@ pub type Read<'a> = dyn Fn(usize, &Input) -> Result<SourceFile, InputError> + Sy
 pub trait PerFile: Sync {
     /// What it keeps of one file.
     type State: Send + Default;
-    /// An object of `src` as read, before it is evaluated.
-    fn object(&self, state: &mut Self::State, src: &SourceFile, o: &Object);
+    /// An object of `src` as read, before it is evaluated; `false`: do not evaluate it (its
+    /// findings are not wanted).
+    fn object(&self, state: &mut Self::State, src: &SourceFile, o: &Object) -> bool;
     /// The file is read; `errors` are its unreadable documents.
     fn end(&self, state: &mut Self::State, src: &SourceFile, errors: &[InputError]);
 }
@@ -42,7 +43,9 @@ pub trait PerFile: Sync {
 /// A plain check.
 impl PerFile for () {
     type State = ();
-    fn object(&self, _: &mut (), _: &SourceFile, _: &Object) {}
+    fn object(&self, _: &mut (), _: &SourceFile, _: &Object) -> bool {
+        true
+    }
     fn end(&self, _: &mut (), _: &SourceFile, _: &[InputError]) {}
 }
 
@@ -99,8 +102,19 @@ impl Shared<'_> {
         None
     }
 
-    /// Evaluate `o`; what looked up an incomplete store is marked to evaluate again.
-    fn review(&self, worker: &mut Worker, input: usize, seq: usize, o: Object) -> Reviewed {
+    /// Evaluate `o` (unless `skip`); what looked up an incomplete store is marked to evaluate
+    /// again.
+    fn review(&self, worker: &mut Worker, (input, seq, o, skip): Queued) -> Reviewed {
+        if skip {
+            return Reviewed {
+                input,
+                seq,
+                object: o.identity(),
+                findings: Vec::new(),
+                again: Vec::new(),
+                error: None,
+            };
+        }
         let complete = self.complete.load(Ordering::Acquire);
         let mut findings = Vec::new();
         let mut again = Vec::new();
@@ -275,8 +289,8 @@ fn inline<H: PerFile>(
     let mut out = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         files[i] = Some(read_file(i, input, read, shared, per_file, &mut |batch| {
-            for (i, seq, o, context_error) in batch {
-                let mut r = shared.review(&mut worker, i, seq, o);
+            for (queued, context_error) in batch {
+                let mut r = shared.review(&mut worker, queued);
                 r.error = r.error.or(context_error);
                 out.push(r);
             }
@@ -300,8 +314,8 @@ fn read_file<H: PerFile>(
     let mut batch = Vec::with_capacity(BATCH);
     let errors = manifest::parse_each(i, &src, &mut |o| {
         let e = shared.add_context(i, seq, &o);
-        per_file.object(&mut state, &src, &o);
-        batch.push((i, seq, o, e));
+        let skip = !per_file.object(&mut state, &src, &o);
+        batch.push(((i, seq, o, skip), e));
         seq += 1;
         if batch.len() == BATCH {
             send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
@@ -314,9 +328,12 @@ fn read_file<H: PerFile>(
     Ok((src, errors, state))
 }
 
-/// A message from a parsing thread: objects (input, place in the file, object, an error about
-/// it).
-type Parsed = Vec<(usize, usize, Object, Option<String>)>;
+/// An object to review: its input, its place in the file, the object, and whether to skip
+/// evaluating it.
+type Queued = (usize, usize, Object, bool);
+
+/// A message from a parsing thread: objects to review, each with an error about it.
+type Parsed = Vec<(Queued, Option<String>)>;
 
 /// Parsing threads (one per file at a time) feed evaluating threads (one per core).
 fn threaded<H: PerFile>(
@@ -381,8 +398,8 @@ fn threaded<H: PerFile>(
                         let Some(batch) = msg else {
                             break;
                         };
-                        for (i, seq, o, context_error) in batch {
-                            let mut r = shared.review(&mut worker, i, seq, o);
+                        for (queued, context_error) in batch {
+                            let mut r = shared.review(&mut worker, queued);
                             r.error = r.error.or(context_error);
                             got.push(r);
                         }

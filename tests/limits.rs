@@ -64,6 +64,7 @@ const COMMANDS: &[Cmd] = &[
     Cmd { name: "run", form: Form::Request, argv: &["{stackguard}", "run", "--timeout", "60", "{module}", "-r", "{input}"], in_test: true },
     Cmd { name: "fix", form: Form::Manifests, argv: &["{stackguard}", "fix", "--color", "never", "{inputs}"], in_test: true },
     Cmd { name: "stackguard-hook fix", form: Form::Manifests, argv: &["{hook}", "fix", "--color", "never", "{inputs}"], in_test: false },
+    Cmd { name: "fix --diff", form: Form::Manifests, argv: &["{stackguard}", "fix", "--diff", "--color", "never", "{inputs}"], in_test: false },
 ];
 
 /// Every policy of the registry (its module is `dist/<name>.wasm`).

@@ -376,11 +376,23 @@ fn json_values(text: &str) -> usize {
 /// A unified diff of one file (`a/NAME`, `b/NAME` headers, 3 lines of context), as `git diff`
 /// shows it; empty when nothing changed.
 pub fn unified_diff(name: &str, old: &str, new: &str) -> String {
+    let mut out = Vec::new();
+    let _ = write_diff(&mut out, name, old, new);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`unified_diff`], written to `out` as it is made.
+pub fn write_diff(
+    out: &mut impl std::io::Write,
+    name: &str,
+    old: &str,
+    new: &str,
+) -> std::io::Result<()> {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
         .header(&format!("a/{name}"), &format!("b/{name}"))
-        .to_string()
+        .to_writer(out)
 }
 
 /// What `fix` prints about the files: one block per fixed or skipped file.
@@ -529,20 +541,24 @@ pub fn main(args: Args) -> Result<i32> {
     let mut fixed = run(&inputs, &|_, i| manifest::read(i), &engine, &config)?;
     let (loaded, fixes) = (&fixed.loaded, &mut fixed.fixes);
 
-    let mut stdout = String::new();
+    // The diffs, or the text of stdin, go out as they are made (a diff can be larger than
+    // the file).
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     for (src, fix) in loaded.files.iter().zip(fixes.iter_mut()) {
         let Some(text) = &fix.fixed else {
             if src.input == Input::Stdin && !args.diff {
-                stdout.push_str(&src.text);
+                let _ = stdout.write_all(src.text.as_bytes());
             }
             continue;
         };
         if args.diff {
-            stdout.push_str(&unified_diff(&src.name, &src.text, text));
+            let _ = write_diff(&mut stdout, &src.name, &src.text, text);
             continue;
         }
         match &src.input {
-            Input::Stdin => stdout.push_str(text),
+            Input::Stdin => {
+                let _ = stdout.write_all(text.as_bytes());
+            }
             Input::File(path) => {
                 if let Err(e) = write::replace(path, &src.text, text) {
                     fix.skipped = Some(e);
@@ -557,11 +573,12 @@ pub fn main(args: Args) -> Result<i32> {
     text.push_str(&report.render(crate::report::Format::Text, color));
     // The diff, or the fixed text of stdin, owns stdout: the rest goes to stderr then.
     let to_stderr = args.diff || inputs.contains(&Input::Stdin);
-    let _ = std::io::stdout().lock().write_all(stdout.as_bytes());
     if to_stderr {
+        let _ = stdout.flush();
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     } else {
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
     }
     let changed = fixed
         .fixes

@@ -233,3 +233,63 @@ fn mutation_is_answered_with_a_base64_json_patch() {
         "{v}"
     );
 }
+
+#[test]
+fn a_module_used_often_is_never_recompressed_in_the_cache() {
+    // wasmtime's cache recompresses an entry with zstd level 20 once it has been loaded 256
+    // times, in a background thread of whichever run comes next: seconds and over 100 MB in a
+    // user's `check`. Load one module more often than that (and then in a longer run): no
+    // recompression is ever started (it would leave a `.wip-` lock while it works) and the
+    // entry keeps the baseline level.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-run-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let module = module();
+    let request = data("request-ok.yaml");
+    for _ in 0..320 {
+        let out = Command::new(BIN)
+            .args(["run", &module, "-r", &request])
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .expect("run stackguard");
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = Command::new(BIN)
+        .args(["bench", "--policy", &module, "-n", "3000", "-r", &request])
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .expect("run stackguard bench");
+    assert!(out.status.success(), "{out:?}");
+    let mut stats = Vec::new();
+    let mut stack = vec![cache.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            // A recompression locks its entry with `ENTRY.wip-PID` (`.cleanup.wip-PID` is the
+            // size cleanup's lock, `….wip-atomic-write-stats` a stats file being written).
+            let recompressing = !name.starts_with(".cleanup")
+                && name
+                    .rsplit_once(".wip-")
+                    .is_some_and(|(_, pid)| pid.bytes().all(|b| b.is_ascii_digit()));
+            assert!(!recompressing, "a recompression was started: {name}");
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.ends_with(".stats") {
+                stats.push(std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    // A short run may end before the cache's thread counts its use: most are counted.
+    let usages: u64 = stats[0]
+        .lines()
+        .find_map(|l| l.strip_prefix("usages = "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(usages >= 256, "{}", stats[0]);
+    assert!(
+        stats[0].contains("optimized-compression = 3"),
+        "{}",
+        stats[0]
+    );
+}

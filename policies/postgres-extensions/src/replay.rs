@@ -645,13 +645,13 @@ impl Replay {
     }
 }
 
-/// A database the replay knows nothing about.
 /// What a database certainly holds becomes what it may hold.
 fn only_maybe(db: &mut Db) {
     let certain = std::mem::take(&mut db.extensions);
     db.maybe.extend(certain.into_keys());
 }
 
+/// A database the replay knows nothing about.
 fn unknown_db() -> Db {
     Db {
         maybe_any: true,

@@ -522,6 +522,9 @@ pub fn locate(
         }
     }
     parts.dedup_by_key(|p| p.0);
+    // A document on one line (minified JSON, a flow mapping) has every field on that line, the
+    // object's own: [`field_line`] falls back to it without reading the document again.
+    parts.retain(|(_, range, _)| src.text[range.clone()].trim_end().contains('\n'));
     let empty = HashSet::new();
     crate::engine::par_map(
         &parts,
@@ -636,6 +639,37 @@ mod tests {
         )]);
         let loc = locate(&s, &refs, &paths);
         assert_eq!(field_line(&loc, &p.objects[2], Some("kind")), 4);
+        // The first document is on one line: not read again, its fields on its line.
+        let paths = HashMap::from([(0, ["kind"].map(String::from).into())]);
+        let loc = locate(&s, &refs, &paths);
+        assert!(!loc.contains_key(&0));
+        assert_eq!(field_line(&loc, &p.objects[0], Some("kind")), 1);
+    }
+
+    /// A one-line document after blank lines and a `---` line: every finding on its line.
+    #[test]
+    fn a_one_line_document_is_located_on_its_line() {
+        let text = "a: 1\n---\n\n{apiVersion: v1, kind: Pod, spec: {containers: [{name: c}]}}  # x\n\n---\nkind: B\n";
+        let s = src(text, false);
+        let p = parse(0, &s);
+        assert_eq!(p.objects[0].line, 4);
+        let refs: Vec<&Object> = p.objects.iter().collect();
+        let paths = HashMap::from([(
+            0,
+            [
+                "spec.containers[0].name",
+                "spec.containers[0]",
+                "spec.containers",
+                "spec",
+            ]
+            .map(String::from)
+            .into(),
+        )]);
+        let loc = locate(&s, &refs, &paths);
+        assert_eq!(
+            field_line(&loc, &p.objects[0], Some("spec.containers[0].name")),
+            4
+        );
     }
 
     /// Found by fuzzing (the `yaml` target): an error at the end of a text without a final

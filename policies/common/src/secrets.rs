@@ -474,6 +474,11 @@ fn completes(shape: Shape, rest: &[u8]) -> Result<(), usize> {
 fn contains_token(format: &TokenFormat, text: &str) -> bool {
     let bytes = text.as_bytes();
     format.starts.iter().any(|start| {
+        // Most values (env values, labels) are short or lack the start's first byte: skip
+        // building a substring searcher for them.
+        if text.len() < start.len() || !bytes.contains(&start.as_bytes()[0]) {
+            return false;
+        }
         let word_start = !matches!(format.shape, Shape::PemLabel);
         // Bytes already known not to complete the shape from any later start.
         let mut dead_until = 0;

@@ -109,6 +109,112 @@ pub fn each_document(
     builder.errors
 }
 
+/// Below this, a text is read on one thread: [`split`] does not pay off.
+const MIN_PART: usize = 1 << 20;
+
+/// Where to cut `text` into at most `n` parts, read one by one, that give the documents the
+/// whole text gives: at `---` lines, which end any document (libyaml ends a plain or block
+/// scalar there and fails a quoted scalar or flow collection, so reading resumes there
+/// after an error too), into parts of similar size. One part when the text is small, has
+/// directives (`%` lines, which belong to the next document), or may hold more documents
+/// than [`Limits::documents`] (counted per part).
+fn split(text: &str, limits: &Limits, n: usize, min_part: usize) -> Vec<std::ops::Range<usize>> {
+    let whole = std::iter::once(0..text.len()).collect();
+    if n < 2 || text.len() < 2 * min_part || text.starts_with('%') || text.contains("\n%") {
+        return whole;
+    }
+    let markers = text
+        .split_inclusive('\n')
+        .filter(|l| l.starts_with("---") && is_document_marker(l))
+        .count();
+    if markers + 1 >= limits.documents {
+        return whole;
+    }
+    let mut cuts = vec![0];
+    for k in 1..n {
+        let target = next_line_start(text, text.len() * k / n);
+        if let Some(at) = next_marker(text, target)
+            && at > *cuts.last().unwrap_or(&0)
+            && at - cuts.last().unwrap_or(&0) >= min_part
+        {
+            cuts.push(at);
+        }
+    }
+    cuts.push(text.len());
+    cuts.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// Read every document of `text` as [`each_document`] does without keeping them, on up to
+/// `threads` threads (see [`split`]), and map each value with `f`. Returns `(index, f(value))`
+/// in document order, and the errors in the order [`each_document`] gives them.
+pub fn map_documents<T: Send>(
+    text: &str,
+    limits: &Limits,
+    threads: usize,
+    f: &(dyn Fn(&Value) -> T + Sync),
+) -> (Vec<(usize, T)>, Vec<SyntaxError>) {
+    map_parts(text, limits, split(text, limits, threads, MIN_PART), f)
+}
+
+/// [`map_documents`] over the given parts, each on its own thread.
+fn map_parts<T: Send>(
+    text: &str,
+    limits: &Limits,
+    parts: Vec<std::ops::Range<usize>>,
+    f: &(dyn Fn(&Value) -> T + Sync),
+) -> (Vec<(usize, T)>, Vec<SyntaxError>) {
+    let read = |part: std::ops::Range<usize>| {
+        let mut out = Vec::new();
+        let mut each = |d: Document| out.push((d.index, f(&d.value)));
+        let mut builder = Builder::new(limits, true, &mut each);
+        let used = drive_part(text, part, &mut builder);
+        let errors = builder.errors;
+        (out, errors, used)
+    };
+    let read_parts: Vec<_> = if parts.len() == 1 {
+        parts.into_iter().map(read).collect()
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| s.spawn(move || read(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let (mut all, mut errors, mut offset) = (Vec::new(), Vec::new(), 0);
+    for (out, errs, used) in read_parts {
+        all.extend(out.into_iter().map(|(i, t)| (i + offset, t)));
+        errors.extend(errs.into_iter().map(|mut e| {
+            e.message = renumbered(&e.message, offset);
+            e
+        }));
+        offset += used;
+    }
+    (all, errors)
+}
+
+/// A [`Builder`] message about "document N" of a part, numbered in the whole text.
+fn renumbered(message: &str, offset: usize) -> String {
+    let Some(rest) = message.strip_prefix("document ") else {
+        return message.to_string();
+    };
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    match rest[..digits].parse::<usize>() {
+        Ok(n)
+            if offset > 0
+                && (rest[digits..].starts_with(": ")
+                    || rest[digits..].starts_with(" not read: ")) =>
+        {
+            format!("document {}{}", n + offset, &rest[digits..])
+        }
+        _ => message.to_string(),
+    }
+}
+
 /// The estimated memory of a value, as the reader counts it against [`Limits`].
 pub fn estimated_bytes(v: &Value) -> u64 {
     match v {
@@ -227,8 +333,16 @@ pub(crate) trait Sink {
 /// Run `sink` over every document of `text`. A syntax error (or a [`Step::Resync`]) ends the
 /// document it is in; reading resumes at the next `---` line after it.
 pub(crate) fn drive(text: &str, sink: &mut dyn Sink) {
+    drive_part(text, 0..text.len(), sink);
+}
+
+/// [`drive`] over the bytes `part` of `text` only (from a line start to a line start), with
+/// offsets and lines placed in the whole text and documents numbered from 0. Returns how many
+/// document numbers it used (unreadable documents count too).
+fn drive_part(text: &str, part: std::ops::Range<usize>, sink: &mut dyn Sink) -> usize {
+    let text = &text[..part.end];
     let mut lines = Lines::new(text);
-    let mut base = 0usize;
+    let mut base = part.start;
     let mut index = 0usize;
     'parts: loop {
         let mut parser = Parser::new(&text.as_bytes()[base..]);
@@ -245,7 +359,7 @@ pub(crate) fn drive(text: &str, sink: &mut dyn Sink) {
                     last = start.max(last);
                     let step = match &ev.data {
                         EventData::StreamStart => Step::Go,
-                        EventData::StreamEnd => return,
+                        EventData::StreamEnd => return index,
                         EventData::DocumentStart => {
                             doc_at = Some(start);
                             skipping = false;
@@ -274,7 +388,7 @@ pub(crate) fn drive(text: &str, sink: &mut dyn Sink) {
                     };
                     match step {
                         Step::Go => continue,
-                        Step::Stop => return,
+                        Step::Stop => return index,
                         Step::Skip(e) => {
                             sink.failed(index, e);
                             skipping = true;
@@ -312,7 +426,7 @@ pub(crate) fn drive(text: &str, sink: &mut dyn Sink) {
                     base = next;
                     continue 'parts;
                 }
-                None => return,
+                None => return index,
             }
         }
     }
@@ -1408,6 +1522,89 @@ mod tests {
         assert_eq!(
             docs[1].value,
             json!({"kind": "x", "m": 8, "b": true, "q": "yes", "f": 1.5, "h": 31, "z": null})
+        );
+    }
+
+    /// What [`map_parts`] gives for `text` cut at every `---` line (into as many parts as it
+    /// has, and into two at each), against one reading of the whole text.
+    fn assert_parts_read_as_the_whole(text: &str, name: &str) {
+        let mut whole = Vec::new();
+        let errors = each_document(text, &LIMITS, false, &mut |d| {
+            whole.push((d.index, d.value))
+        });
+        let whole = (whole, errors);
+        if split(text, &LIMITS, 2, 1).len() < 2 {
+            return;
+        }
+        let mut at = vec![0];
+        let mut pos = 0;
+        for line in text.split_inclusive('\n') {
+            if pos > 0 && is_document_marker(line) {
+                at.push(pos);
+            }
+            pos += line.len();
+        }
+        at.push(text.len());
+        let all: Vec<_> = at.windows(2).map(|w| w[0]..w[1]).collect();
+        let mut cuts: Vec<Vec<std::ops::Range<usize>>> = vec![all.clone()];
+        for w in all.windows(2) {
+            cuts.push(vec![0..w[0].end, w[1].start..text.len()]);
+        }
+        for parts in cuts {
+            let got = map_parts(text, &LIMITS, parts.clone(), &|v| v.clone());
+            assert_eq!(got, whole, "{name}: parts {parts:?}");
+        }
+    }
+
+    #[test]
+    fn a_text_cut_at_document_lines_reads_as_the_whole() {
+        let tricky = [
+            "a: 1\n---\nb: 2\n",
+            "--- |\n  text\n---\nb: 2\n...\n---\nc: 3\n",
+            // A quoted scalar, a flow collection and a plain scalar running into `---`.
+            "a: \"open\n---\nb: 2\n",
+            "a: [1,\n---\nb: 2\n",
+            "a: {x: 1,\n---\n- b\n",
+            "a: plain\n  more\n---\nb: 2\n",
+            "key: |\n  x\n---\n  y\n",
+            "a: &x [1, 2]\n---\nb: *x\n---\nc: 1\n",
+            "---\n---\n\n---\n# only a comment\n---\na: 1",
+            "a: b: c\n---\nx: 1\n---\ny: [\n",
+            "a: 1\r\n---\r\nb: 2\r\n---\tc: 3\n",
+            "\u{feff}a: 1\n---\n\u{feff}--- b\n---\nc: 1\n",
+        ];
+        for (i, text) in tricky.iter().enumerate() {
+            assert_parts_read_as_the_whole(text, &format!("tricky[{i}]"));
+        }
+        // Directives stay with their document: such a text is never cut.
+        assert_eq!(
+            split("a: 1\n---\nb\n...\n%YAML 1.1\n---\nc\n", &LIMITS, 4, 1).len(),
+            1
+        );
+    }
+
+    /// Every file of `../shared/corpus` reads the same cut at its `---` lines.
+    #[test]
+    fn corpus_files_cut_at_document_lines_read_as_the_whole() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+        let mut stack = vec![corpus.clone()];
+        let mut cut = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(text) = std::fs::read_to_string(&path) {
+                    if split(&text, &LIMITS, 2, 1).len() > 1 {
+                        cut += 1;
+                    }
+                    assert_parts_read_as_the_whole(&text, &path.display().to_string());
+                }
+            }
+        }
+        assert!(
+            cut > 100,
+            "only {cut} corpus files have `---` lines to cut at"
         );
     }
 

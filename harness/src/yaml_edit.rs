@@ -20,7 +20,7 @@
 
 use crate::yaml::{self, Ev, EventData, ScalarStyle, Sink, Step};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The object document `doc_index` (as in [`yaml::Document::index`]) holds, and the one it
 /// should hold.
@@ -65,37 +65,30 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
         path: String::new(),
         message: message.to_string(),
     };
-    // Every document is read once and only fingerprinted (a file may hold many), except the
-    // ones to edit, which must hold `before`.
+    // Every document is read once and only fingerprinted (a file may hold many, read on every
+    // core), and each one to edit must hold `before`.
     let prints = Fingerprints::new();
-    let mut originals: HashMap<usize, u64> = HashMap::new();
-    let mut differs: Option<usize> = None;
-    let errors_before = yaml::each_document(text, &yaml::LIMITS, false, &mut |d| {
-        if edits
-            .iter()
-            .any(|e| e.doc_index == d.index && *e.before != d.value)
-        {
-            differs.get_or_insert(d.index);
-        }
-        originals.insert(d.index, prints.of(&d.value));
-    })
-    .len();
-    for (i, e) in edits.iter().enumerate() {
-        if !originals.contains_key(&e.doc_index) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let print = |v: &Value| prints.of(v);
+    let (read, errors_before) = yaml::map_documents(text, &yaml::LIMITS, threads, &print);
+    let errors_before = errors_before.len();
+    let originals: HashMap<usize, u64> = read.into_iter().collect();
+    let mut seen = HashSet::new();
+    for e in &edits {
+        let Some(&original) = originals.get(&e.doc_index) else {
             return Err(fail(e.doc_index, "no such document, or it cannot be read"));
-        }
-        if differs == Some(e.doc_index) {
+        };
+        if original != prints.of(e.before) {
             return Err(fail(
                 e.doc_index,
                 "the document does not hold the object to edit",
             ));
         }
-        if edits[..i].iter().any(|o| o.doc_index == e.doc_index) {
+        if !seen.insert(e.doc_index) {
             return Err(fail(e.doc_index, "two edits for one document"));
         }
     }
-    let wanted: Vec<usize> = edits.iter().map(|e| e.doc_index).collect();
-    let trees = compose(text, &wanted);
+    let trees = compose(text, &seen);
     let mut planner = Planner {
         text,
         style: Style::detect(text, trees.values()),
@@ -127,19 +120,17 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
     }
     let out = splice(text, planner.changes, planner.style.eol);
     // Read the result back: the edited documents must be `after`, the others unchanged.
-    let mut read_back = 0;
-    let mut wrong: Option<usize> = None;
-    let errors_after = yaml::each_document(&out, &yaml::LIMITS, false, &mut |d| {
-        let same = match edits.iter().find(|e| e.doc_index == d.index) {
-            Some(e) => *e.after == d.value,
-            None => originals.get(&d.index) == Some(&prints.of(&d.value)),
-        };
-        if !same {
-            wrong.get_or_insert(d.index);
-        }
-        read_back += 1;
-    })
-    .len();
+    let expected: HashMap<usize, u64> = edits
+        .iter()
+        .map(|e| (e.doc_index, prints.of(e.after)))
+        .collect();
+    let (read, errors_after) = yaml::map_documents(&out, &yaml::LIMITS, threads, &print);
+    let errors_after = errors_after.len();
+    let read_back = read.len();
+    let wrong = read
+        .into_iter()
+        .find(|(i, p)| expected.get(i).or_else(|| originals.get(i)) != Some(p))
+        .map(|(i, _)| i);
     if let Some(index) = wrong {
         return Err(fail(
             index,
@@ -226,9 +217,10 @@ enum Kind {
 }
 
 /// The trees of documents `wanted`.
-fn compose(text: &str, wanted: &[usize]) -> HashMap<usize, Node> {
+fn compose(text: &str, wanted: &HashSet<usize>) -> HashMap<usize, Node> {
     let mut c = Composer {
         wanted,
+        last: wanted.iter().copied().max().unwrap_or(0),
         trees: HashMap::new(),
         stack: Vec::new(),
         current: None,
@@ -238,7 +230,9 @@ fn compose(text: &str, wanted: &[usize]) -> HashMap<usize, Node> {
 }
 
 struct Composer<'w> {
-    wanted: &'w [usize],
+    wanted: &'w HashSet<usize>,
+    /// The last document wanted.
+    last: usize,
     trees: HashMap<usize, Node>,
     stack: Vec<Node>,
     /// The document being composed, when it is wanted.
@@ -267,7 +261,7 @@ impl Composer<'_> {
 
 impl Sink for Composer<'_> {
     fn start(&mut self, index: usize, _line: usize) -> Step {
-        if self.wanted.iter().all(|&w| w < index) {
+        if index > self.last {
             return Step::Stop;
         }
         self.stack.clear();

@@ -1547,7 +1547,9 @@ mod tests {
         at.push(text.len());
         let all: Vec<_> = at.windows(2).map(|w| w[0]..w[1]).collect();
         let mut cuts: Vec<Vec<std::ops::Range<usize>>> = vec![all.clone()];
-        for w in all.windows(2) {
+        // Two parts, cut at up to 8 of the lines.
+        let step = all.len().div_ceil(8);
+        for w in all.windows(2).step_by(step) {
             cuts.push(vec![0..w[0].end, w[1].start..text.len()]);
         }
         for parts in cuts {

@@ -110,17 +110,25 @@ pub fn each_document(
 }
 
 /// Below this, a text is read on one thread: [`split`] does not pay off.
-const MIN_PART: usize = 1 << 20;
+pub const MIN_PART: usize = 1 << 20;
 
 /// Where to cut `text` into at most `n` parts, read one by one, that give the documents the
 /// whole text gives: at `---` lines, which end any document (libyaml ends a plain or block
 /// scalar there and fails a quoted scalar or flow collection, so reading resumes there
 /// after an error too), into parts of similar size. One part when the text is small, has
 /// directives (`%` lines, which belong to the next document), or may hold more documents
-/// than [`Limits::documents`] (counted per part).
+/// than [`Limits::documents`] (counted per part), or has a character libyaml refuses (its reader
+/// checks a whole buffer ahead, so that error comes before the documents read until there).
 fn split(text: &str, limits: &Limits, n: usize, min_part: usize) -> Vec<std::ops::Range<usize>> {
     let whole = std::iter::once(0..text.len()).collect();
     if n < 2 || text.len() < 2 * min_part || text.starts_with('%') || text.contains("\n%") {
+        return whole;
+    }
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}')
+            || matches!(c, '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+    };
+    if !text.chars().all(printable) {
         return whole;
     }
     let markers = text
@@ -145,15 +153,17 @@ fn split(text: &str, limits: &Limits, n: usize, min_part: usize) -> Vec<std::ops
 }
 
 /// Read every document of `text` as [`each_document`] does without keeping them, on up to
-/// `threads` threads (see [`split`]), and map each value with `f`. Returns `(index, f(value))`
-/// in document order, and the errors in the order [`each_document`] gives them.
+/// `threads` threads, in parts of at least `min_part` bytes ([`MIN_PART`]; see [`split`]), and
+/// map each value with `f`. Returns `(index, f(value))` in document order, and the errors in
+/// the order [`each_document`] gives them.
 pub fn map_documents<T: Send>(
     text: &str,
     limits: &Limits,
     threads: usize,
+    min_part: usize,
     f: &(dyn Fn(&Value) -> T + Sync),
 ) -> (Vec<(usize, T)>, Vec<SyntaxError>) {
-    map_parts(text, limits, split(text, limits, threads, MIN_PART), f)
+    map_parts(text, limits, split(text, limits, threads, min_part), f)
 }
 
 /// [`map_documents`] over the given parts, each on its own thread.
@@ -163,20 +173,43 @@ fn map_parts<T: Send>(
     parts: Vec<std::ops::Range<usize>>,
     f: &(dyn Fn(&Value) -> T + Sync),
 ) -> (Vec<(usize, T)>, Vec<SyntaxError>) {
-    let read = |part: std::ops::Range<usize>| {
+    /// The builder, noting the last document that could not be read.
+    struct Noted<'b, 'l>(&'b mut Builder<'l>, Option<usize>);
+    impl Sink for Noted<'_, '_> {
+        fn start(&mut self, index: usize, line: usize) -> Step {
+            self.0.start(index, line)
+        }
+        fn event(&mut self, ev: &Ev<'_>) -> Step {
+            self.0.event(ev)
+        }
+        fn end(&mut self, index: usize) {
+            self.0.end(index)
+        }
+        fn failed(&mut self, index: usize, error: SyntaxError) {
+            self.1 = Some(index);
+            self.0.failed(index, error)
+        }
+    }
+    let last = parts.len().saturating_sub(1);
+    let read = |(k, part): (usize, std::ops::Range<usize>)| {
         let mut out = Vec::new();
         let mut each = |d: Document| out.push((d.index, f(&d.value)));
         let mut builder = Builder::new(limits, true, &mut each);
-        let used = drive_part(text, part, &mut builder);
+        let mut noted = Noted(&mut builder, None);
+        let used = drive_part(text, part, &mut noted);
+        // A document cut short by the end of its part fails as it does in the whole text, but
+        // maybe with another message ("end of stream" for "document indicator").
+        let cut_short = k < last && used > 0 && noted.1 == Some(used - 1);
         let errors = builder.errors;
-        (out, errors, used)
+        (out, errors, used, cut_short)
     };
     let read_parts: Vec<_> = if parts.len() == 1 {
-        parts.into_iter().map(read).collect()
+        parts.into_iter().enumerate().map(read).collect()
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = parts
                 .into_iter()
+                .enumerate()
                 .map(|part| s.spawn(move || read(part)))
                 .collect();
             handles
@@ -185,8 +218,12 @@ fn map_parts<T: Send>(
                 .collect()
         })
     };
+    if read_parts.iter().any(|p| p.3) {
+        // Read it whole instead (rare: a broken document right before a cut).
+        return map_parts(text, limits, std::iter::once(0..text.len()).collect(), f);
+    }
     let (mut all, mut errors, mut offset) = (Vec::new(), Vec::new(), 0);
-    for (out, errs, used) in read_parts {
+    for (out, errs, used, _) in read_parts {
         all.extend(out.into_iter().map(|(i, t)| (i + offset, t)));
         errors.extend(errs.into_iter().map(|mut e| {
             e.message = renumbered(&e.message, offset);
@@ -1565,6 +1602,9 @@ mod tests {
             "--- |\n  text\n---\nb: 2\n...\n---\nc: 3\n",
             // A quoted scalar, a flow collection and a plain scalar running into `---`.
             "a: \"open\n---\nb: 2\n",
+            // Found by fuzzing: a quoted scalar ends at `---` ("unexpected document indicator"),
+            // not at the end of a part ("unexpected end of stream").
+            "\"open\n  more\n\n---\nb: 2\n---\nc: 3\n",
             "a: [1,\n---\nb: 2\n",
             "a: {x: 1,\n---\n- b\n",
             "a: plain\n  more\n---\nb: 2\n",
@@ -1583,6 +1623,13 @@ mod tests {
             split("a: 1\n---\nb\n...\n%YAML 1.1\n---\nc\n", &LIMITS, 4, 1).len(),
             1
         );
+        // Found by fuzzing: libyaml refuses a control character before reading the documents
+        // of the buffer it is in, so a text with one is read whole.
+        let control = "a: 1\n---\nb: 2\n---\nc: \u{1}\n";
+        assert_eq!(split(control, &LIMITS, 4, 1).len(), 1);
+        let mut read = 0;
+        let errors = each_document(control, &LIMITS, false, &mut |_| read += 1);
+        assert_eq!((read, errors.len()), (0, 1), "{errors:?}");
     }
 
     /// Every file of `../shared/corpus` reads the same cut at its `---` lines.

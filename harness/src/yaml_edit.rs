@@ -70,7 +70,8 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
     let prints = Fingerprints::new();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let print = |v: &Value| prints.of(v);
-    let (read, errors_before) = yaml::map_documents(text, &yaml::LIMITS, threads, &print);
+    let (read, errors_before) =
+        yaml::map_documents(text, &yaml::LIMITS, threads, yaml::MIN_PART, &print);
     let errors_before = errors_before.len();
     let originals: HashMap<usize, u64> = read.into_iter().collect();
     let mut seen = HashSet::new();
@@ -124,7 +125,8 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
         .iter()
         .map(|e| (e.doc_index, prints.of(e.after)))
         .collect();
-    let (read, errors_after) = yaml::map_documents(&out, &yaml::LIMITS, threads, &print);
+    let (read, errors_after) =
+        yaml::map_documents(&out, &yaml::LIMITS, threads, yaml::MIN_PART, &print);
     let errors_after = errors_after.len();
     let read_back = read.len();
     let wrong = read

@@ -1,10 +1,12 @@
 //! The manifest reader: decoding, YAML streams (and concatenated JSON), `kind: List`
 //! expansion and field-line location, on any bytes: no panic, no unbounded work, and every line
-//! it reports lies inside the text.
+//! it reports lies inside the text; a stream read in parts cut at its `---` lines reads as the
+//! whole stream.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use stackguard::manifest::{self, Input, Object, SourceFile};
+use stackguard::yaml;
 use std::collections::{HashMap, HashSet};
 
 fuzz_target!(init: stackguard_fuzz::init("yaml"), |data: &[u8]| {
@@ -44,4 +46,10 @@ fuzz_target!(init: stackguard_fuzz::init("yaml"), |data: &[u8]| {
         }
     }
     let _ = stackguard::yaml::root_tag(&text);
+    // Read in parts cut at `---` lines (as `fix` reads large texts back), the text reads as
+    // one reading of the whole gives it.
+    let mut whole = Vec::new();
+    let errors = yaml::each_document(&text, &yaml::LIMITS, false, &mut |d| whole.push((d.index, d.value)));
+    let cut = yaml::map_documents(&text, &yaml::LIMITS, 4, 1, &|v| v.clone());
+    assert_eq!(cut, (whole, errors), "read in parts");
 });

@@ -198,10 +198,12 @@ fn map_parts<T: Send>(
         let mut noted = Noted(&mut builder, None);
         let used = drive_part(text, part, &mut noted);
         // A document cut short by the end of its part fails as it does in the whole text, but
-        // maybe with another message ("end of stream" for "document indicator").
+        // maybe with another message ("end of stream" for "document indicator"); the errors of
+        // a later part would say "document N" counted from the part.
         let cut_short = k < last && used > 0 && noted.1 == Some(used - 1);
         let errors = builder.errors;
-        (out, errors, used, cut_short)
+        let read_whole = cut_short || (k > 0 && !errors.is_empty());
+        (out, errors, used, read_whole)
     };
     let read_parts: Vec<_> = if parts.len() == 1 {
         parts.into_iter().enumerate().map(read).collect()
@@ -219,37 +221,17 @@ fn map_parts<T: Send>(
         })
     };
     if read_parts.iter().any(|p| p.3) {
-        // Read it whole instead (rare: a broken document right before a cut).
+        // Read it whole instead (rare in a large file: an unreadable document past the first
+        // part). Otherwise only the first part has errors, numbered as in the whole text.
         return map_parts(text, limits, std::iter::once(0..text.len()).collect(), f);
     }
     let (mut all, mut errors, mut offset) = (Vec::new(), Vec::new(), 0);
     for (out, errs, used, _) in read_parts {
         all.extend(out.into_iter().map(|(i, t)| (i + offset, t)));
-        errors.extend(errs.into_iter().map(|mut e| {
-            e.message = renumbered(&e.message, offset);
-            e
-        }));
+        errors.extend(errs);
         offset += used;
     }
     (all, errors)
-}
-
-/// A [`Builder`] message about "document N" of a part, numbered in the whole text.
-fn renumbered(message: &str, offset: usize) -> String {
-    let Some(rest) = message.strip_prefix("document ") else {
-        return message.to_string();
-    };
-    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    match rest[..digits].parse::<usize>() {
-        Ok(n)
-            if offset > 0
-                && (rest[digits..].starts_with(": ")
-                    || rest[digits..].starts_with(" not read: ")) =>
-        {
-            format!("document {}{}", n + offset, &rest[digits..])
-        }
-        _ => message.to_string(),
-    }
 }
 
 /// The estimated memory of a value, as the reader counts it against [`Limits`].

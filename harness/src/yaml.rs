@@ -17,6 +17,7 @@
 //! [`locate_paths`] maps field paths back to lines, only for the objects that need it.
 
 mod events;
+mod json_line;
 
 pub(crate) use events::{EventData, ScalarStyle};
 use events::{ParseError, Parser};
@@ -112,23 +113,27 @@ pub fn each_document(
 /// Below this, a text is read on one thread: [`split`] does not pay off.
 pub const MIN_PART: usize = 1 << 20;
 
-/// Where to cut `text` into at most `n` parts, read one by one, that give the documents the
-/// whole text gives: at `---` lines, which end any document (libyaml ends a plain or block
-/// scalar there and fails a quoted scalar or flow collection, so reading resumes there
-/// after an error too), into parts of similar size. One part when the text is small, has
-/// directives (`%` lines, which belong to the next document), or may hold more documents
-/// than [`Limits::documents`] (counted per part), or has a character libyaml refuses (its reader
-/// checks a whole buffer ahead, so that error comes before the documents read until there).
-fn split(text: &str, limits: &Limits, n: usize, min_part: usize) -> Vec<std::ops::Range<usize>> {
-    let whole = std::iter::once(0..text.len()).collect();
-    if n < 2 || text.len() < 2 * min_part || text.starts_with('%') || text.contains("\n%") {
-        return whole;
-    }
+/// Whether libyaml may start reading `text` afresh at any `---` line and give what one reading
+/// of the whole gives from there: `---` ends any document (libyaml ends a plain or block scalar
+/// there and fails a quoted scalar or flow collection, so reading resumes there after an error
+/// too). Not when `text` has directives (`%` lines, which belong to the next document) or a
+/// character libyaml refuses (its reader checks a whole buffer ahead, so that error comes before
+/// the documents read until there).
+fn restartable(text: &str) -> bool {
     let printable = |c: char| {
         matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}')
             || matches!(c, '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
     };
-    if !text.chars().all(printable) {
+    !text.starts_with('%') && !text.contains("\n%") && text.chars().all(printable)
+}
+
+/// Where to cut `text` into at most `n` parts, read one by one, that give the documents the
+/// whole text gives: at `---` lines (see [`restartable`]), into parts of similar size. One part
+/// when the text is small, is not [`restartable`], or may hold more documents than
+/// [`Limits::documents`] (counted per part).
+fn split(text: &str, limits: &Limits, n: usize, min_part: usize) -> Vec<std::ops::Range<usize>> {
+    let whole = std::iter::once(0..text.len()).collect();
+    if n < 2 || text.len() < 2 * min_part || !restartable(text) {
         return whole;
     }
     let markers = text
@@ -196,7 +201,7 @@ fn map_parts<T: Send>(
         let mut each = |d: Document| out.push((d.index, f(&d.value)));
         let mut builder = Builder::new(limits, true, &mut each);
         let mut noted = Noted(&mut builder, None);
-        let used = drive_part(text, part, &mut noted);
+        let used = drive_part(text, part, &mut noted, true);
         // A document cut short by the end of its part fails as it does in the whole text, but
         // maybe with another message ("end of stream" for "document indicator"); the errors of
         // a later part would say "document N" counted from the part.
@@ -352,18 +357,45 @@ pub(crate) trait Sink {
 /// Run `sink` over every document of `text`. A syntax error (or a [`Step::Resync`]) ends the
 /// document it is in; reading resumes at the next `---` line after it.
 pub(crate) fn drive(text: &str, sink: &mut dyn Sink) {
-    drive_part(text, 0..text.len(), sink);
+    drive_part(text, 0..text.len(), sink, true);
 }
 
 /// [`drive`] over the bytes `part` of `text` only (from a line start to a line start), with
 /// offsets and lines placed in the whole text and documents numbered from 0. Returns how many
-/// document numbers it used (unreadable documents count too).
-fn drive_part(text: &str, part: std::ops::Range<usize>, sink: &mut dyn Sink) -> usize {
+/// document numbers it used (unreadable documents count too). Documents written as one line of
+/// JSON are read by [`json_line`] when `one_line_json` (and the part is [`restartable`]: libyaml
+/// resumes after them), the others by libyaml: the sink gets the same events either way.
+fn drive_part(
+    text: &str,
+    part: std::ops::Range<usize>,
+    sink: &mut dyn Sink,
+    one_line_json: bool,
+) -> usize {
     let text = &text[..part.end];
     let mut lines = Lines::new(text);
     let mut base = part.start;
     let mut index = 0usize;
+    // Decided at the first candidate document (most texts have none).
+    let mut fast: Option<bool> = None;
+    let allowed = |fast: &mut Option<bool>| {
+        *fast.get_or_insert_with(|| one_line_json && restartable(&text[part.start..]))
+    };
+    let mut scanned = Vec::new();
     'parts: loop {
+        if (json_line::candidate(text, base) || text.as_bytes().get(base) == Some(&b'{'))
+            && allowed(&mut fast)
+        {
+            while let Some(doc) = json_line::document(text, base, &mut scanned) {
+                if !feed(sink, &scanned, &mut lines, doc.start, index) {
+                    return index;
+                }
+                index += 1;
+                base = doc.next;
+                if base >= text.len() {
+                    return index;
+                }
+            }
+        }
         let mut parser = Parser::new(&text.as_bytes()[base..]);
         // Start of the current document's first event, while one is open.
         let mut doc_at: Option<usize> = None;
@@ -391,6 +423,11 @@ fn drive_part(text: &str, part: std::ops::Range<usize>, sink: &mut dyn Sink) -> 
                             index += 1;
                             doc_at = None;
                             skipping = false;
+                            // The next document is one line of JSON: read on without libyaml.
+                            if json_line::candidate(text, start) && allowed(&mut fast) {
+                                base = start;
+                                continue 'parts;
+                            }
                             Step::Go
                         }
                         _ if skipping => Step::Go,
@@ -448,6 +485,100 @@ fn drive_part(text: &str, part: std::ops::Range<usize>, sink: &mut dyn Sink) -> 
                 None => return index,
             }
         }
+    }
+}
+
+/// For the tests and the `yaml` fuzz target: whether reading `text` with [`json_line`] where it
+/// may gives what libyaml alone gives: the same events (data, offsets, lines, columns) and
+/// documents started, ended and failed, and under `limits` the same documents and errors.
+/// `Err` says where they part.
+#[cfg(any(test, fuzzing))]
+pub fn json_line_agrees(text: &str, limits: &Limits) -> Result<(), String> {
+    struct Trace(Vec<String>);
+    impl Sink for Trace {
+        fn start(&mut self, index: usize, line: usize) -> Step {
+            self.0.push(format!("start {index} line {line}"));
+            Step::Go
+        }
+        fn event(&mut self, ev: &Ev<'_>) -> Step {
+            let (data, start, end) = (ev.data, ev.start, ev.end);
+            let at = format!("line {} column {}", ev.line, ev.column);
+            self.0.push(format!("{data:?} {start}..{end} {at}"));
+            Step::Go
+        }
+        fn end(&mut self, index: usize) {
+            self.0.push(format!("end {index}"));
+        }
+        fn failed(&mut self, index: usize, error: SyntaxError) {
+            self.0.push(format!("failed {index} {error:?}"));
+        }
+    }
+    let trace = |fast: bool| {
+        let mut t = Trace(Vec::new());
+        let used = drive_part(text, 0..text.len(), &mut t, fast);
+        t.0.push(format!("used {used}"));
+        t.0
+    };
+    let (fast, slow) = (trace(true), trace(false));
+    if let Some(k) = (0..fast.len().max(slow.len())).find(|&k| fast.get(k) != slow.get(k)) {
+        return Err(format!(
+            "event {k}: {:?} with json_line, {:?} with libyaml only",
+            fast.get(k),
+            slow.get(k)
+        ));
+    }
+    let read = |fast: bool| {
+        let mut docs = Vec::new();
+        let mut each = |d: Document| docs.push((d.index, d.line, d.value));
+        let mut builder = Builder::new(limits, true, &mut each);
+        drive_part(text, 0..text.len(), &mut builder, fast);
+        let errors = builder.errors;
+        (docs, errors)
+    };
+    let (fast, slow) = (read(true), read(false));
+    if fast != slow {
+        return Err(format!(
+            "documents {fast:?} with json_line, {slow:?} with libyaml only"
+        ));
+    }
+    Ok(())
+}
+
+/// Give `sink` a document [`json_line`] read (`events`, its content starting at `start`) as
+/// [`drive_part`] gives a document libyaml reads. Returns false when the sink wants nothing more.
+fn feed(
+    sink: &mut dyn Sink,
+    events: &[events::Event],
+    lines: &mut Lines<'_>,
+    start: usize,
+    index: usize,
+) -> bool {
+    let mut step = sink.start(index, lines.line_at(start));
+    // One line: every event is on it.
+    let line = events.first().map_or(0, |e| lines.line_at(e.start.index));
+    let mut events = events.iter();
+    loop {
+        match step {
+            Step::Go => {}
+            Step::Stop => return false,
+            // The rest of the document is ignored, and reading resumes after its line either
+            // way (libyaml's reading resumes at the next `---` line after a `Resync`).
+            Step::Skip(e) | Step::Resync(e) => {
+                sink.failed(index, e);
+                return true;
+            }
+        }
+        let Some(ev) = events.next() else {
+            sink.end(index);
+            return true;
+        };
+        step = sink.event(&Ev {
+            data: &ev.data,
+            start: ev.start.index,
+            end: ev.end.index,
+            line,
+            column: ev.start.column,
+        });
     }
 }
 
@@ -1614,6 +1745,76 @@ mod tests {
         assert_eq!((read, errors.len()), (0, 1), "{errors:?}");
     }
 
+    /// Documents on one line of JSON are read without libyaml, as libyaml reads them.
+    #[test]
+    fn one_line_json_documents_read_as_libyaml_reads_them() {
+        let taken = [
+            "{\"a\":1}",
+            "---\n{\"a\":1}\n---\n{\"b\": [1, -2.5e+3, true, false, null, \"x\"]}\n",
+            "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},\"spec\":{}}\n\n# end\n",
+            "---\n{ \"a\" : { } , \"b\" : [ ] }  \n  \n---\n",
+            // Escapes, and characters past ASCII (columns count characters).
+            "---\n{\"é\":\"ü\\n\\t\\\"\\\\\\/\\u00e9\\u0000\\b\\f\\r\",\"z\":\"😀\"}\n",
+            // Values that resolve as YAML 1.1 does, not as JSON: the events are the same.
+            "---\n{\"a\":010,\"b\":1e3,\"c\":\"yes\",\"d\":-0}\n",
+            // Over the limits of the builder (depth, scalar size, keys): refused alike.
+            &format!(
+                "---\n{}1{}\n---\n{{\"a\":1}}\n",
+                "{\"a\":[".repeat(70),
+                "]}".repeat(70)
+            ),
+            "---\n{\"a\":1,\"a\":2}\n---\n{\"a\":1}\n",
+        ];
+        for (i, text) in taken.iter().enumerate() {
+            assert!(
+                json_line::document(text, 0, &mut Vec::new()).is_some(),
+                "taken[{i}] is not read by json_line"
+            );
+            json_line_agrees(text, &LIMITS).unwrap_or_else(|e| panic!("taken[{i}]: {e}"));
+        }
+        let left = [
+            // A key too long to be a simple key: libyaml reads it otherwise.
+            &format!("---\n{{\"{}\":1}}\n", "k".repeat(1100)),
+            "---\n{\"a\":\"\\ud83d\\ude00\"}\n",
+            "---\n{\"a\":\"x\ty\"}\n",
+            "---\n{\"a\":\"x\u{2028}y\"}\n",
+            "---\n{\"a\":[1,]}\n",
+            "---\n{\"a\":1}\nb: 2\n",
+            "---\n{\"a\":1} # c\n",
+            "---\n{\"a\":\"open\n---\n{\"b\":1}\n",
+            "---\n{a: 1}\n",
+            "---\n{\"a\":1x}\n",
+            "---\n{\"a\":1}\r\n---\r\n{\"b\":1}\r\n",
+            "---\n{\"a\":&x 1,\"b\":*x}\n",
+        ];
+        for (i, text) in left.iter().enumerate() {
+            assert!(
+                json_line::document(text, 0, &mut Vec::new()).is_none(),
+                "left[{i}] is read by json_line"
+            );
+            json_line_agrees(text, &LIMITS).unwrap_or_else(|e| panic!("left[{i}]: {e}"));
+        }
+        // Mixed streams: libyaml hands over to json_line at a `---` line and back.
+        let mixed = "a: 1\n---\n{\"b\":2}\n---\nc: [3\n---\n{\"d\":4}\n---\n{\"e\":\"\\ud800\"}\n---\n{\"f\":6}\n...\n---\ng: 7\n";
+        json_line_agrees(mixed, &LIMITS).unwrap();
+        let small = Limits {
+            depth: 2,
+            scalar_bytes: 3,
+            ..LIMITS
+        };
+        json_line_agrees(mixed, &small).unwrap();
+        for text in taken {
+            json_line_agrees(text, &small).unwrap();
+        }
+        // Not restartable (a directive, a control character): libyaml reads it all.
+        for text in [
+            "%YAML 1.1\n---\n{\"a\":1}\n",
+            "---\n{\"a\":1}\n---\n{\"b\":\"\u{1}\"}\n",
+        ] {
+            json_line_agrees(text, &LIMITS).unwrap();
+        }
+    }
+
     /// Every file of `../shared/corpus` reads the same cut at its `---` lines.
     #[test]
     fn corpus_files_cut_at_document_lines_read_as_the_whole() {
@@ -1630,6 +1831,8 @@ mod tests {
                         cut += 1;
                     }
                     assert_parts_read_as_the_whole(&text, &path.display().to_string());
+                    json_line_agrees(&text, &LIMITS)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
             }
         }

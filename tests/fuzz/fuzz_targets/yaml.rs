@@ -1,7 +1,7 @@
 //! The manifest reader: decoding, YAML streams (and concatenated JSON), `kind: List`
 //! expansion and field-line location, on any bytes: no panic, no unbounded work, and every line
 //! it reports lies inside the text; a stream read in parts cut at its `---` lines reads as the
-//! whole stream.
+//! whole stream; documents on one line of JSON read as libyaml reads them.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -52,4 +52,12 @@ fuzz_target!(init: stackguard_fuzz::init("yaml"), |data: &[u8]| {
     let errors = yaml::each_document(&text, &yaml::LIMITS, false, &mut |d| whole.push((d.index, d.value)));
     let cut = yaml::map_documents(&text, &yaml::LIMITS, 4, 1, &|v| v.clone());
     assert_eq!(cut, (whole, errors), "read in parts");
+    // Documents on one line of JSON, read without libyaml: the same events and values, also
+    // when small limits refuse some of them.
+    let small = yaml::Limits { depth: 3, scalar_bytes: 8, ..yaml::LIMITS };
+    for limits in [&yaml::LIMITS, &small] {
+        if let Err(e) = yaml::json_line_agrees(&text, limits) {
+            panic!("json_line: {e}");
+        }
+    }
 });

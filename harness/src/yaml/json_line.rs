@@ -1,0 +1,350 @@
+//! Documents written as one line of JSON (`---`, then `{…}` on the next line: what `jq -c`,
+//! `kubectl … -o json` piped per object, and many generators write), read without libyaml.
+//!
+//! libyaml reads such a line as a flow mapping; this gives the very events libyaml gives for it
+//! (data, byte offsets, columns), about ten times faster. It takes a plain subset only: strings
+//! with JSON's escapes, numbers, `true`, `false`, `null`, spaces between tokens. Anything else,
+//! and anything libyaml could read otherwise (a line break inside a string, a mapping key too
+//! long to be a simple key, a surrogate escape), is left to libyaml: [`document`] returns
+//! `None`. The unit tests of `yaml` and the `yaml` fuzz target compare both readings.
+
+use super::events::{Event, EventData, Mark, ScalarStyle};
+
+/// Whether a `---` line at `at` (nothing after the marker) is followed by a line starting with
+/// `{`: a document [`document`] may read. Cheap: [`document`] does the reading.
+pub(crate) fn candidate(text: &str, at: usize) -> bool {
+    text.as_bytes()[at.min(text.len())..].starts_with(b"---\n{")
+}
+
+/// A document read from `at`: where its content starts (the `---` line or the `{`), and where
+/// the next document starts (a `---` line, or the end of `text`).
+pub(crate) struct Read {
+    pub start: usize,
+    pub next: usize,
+}
+
+/// Read the document at `at` (a `---` line, see [`candidate`], or the `{` that starts a stream
+/// without one) into `events` (its node events, without the
+/// document start and end), or `None` when libyaml must read it. After the line only blank and
+/// comment lines may come before the next `---` line or the end.
+pub(crate) fn document(text: &str, at: usize, events: &mut Vec<Event>) -> Option<Read> {
+    events.clear();
+    let bytes = text.as_bytes();
+    let line = if bytes[at..].starts_with(b"---\n") {
+        at + 4
+    } else {
+        at
+    };
+    if bytes.get(line) != Some(&b'{') {
+        return None;
+    }
+    let mut scan = Scanner {
+        text,
+        bytes,
+        pos: line,
+        column: 0,
+        events,
+    };
+    let end = scan.line()?;
+    let next = after_line(bytes, end)?;
+    Some(Read { start: at, next })
+}
+
+/// Past the line ending at `end` (its `\n` or the end of the text), skip blank and comment
+/// lines: the start of the next `---` line or the end of the text; `None` when something else
+/// comes.
+fn after_line(bytes: &[u8], end: usize) -> Option<usize> {
+    let mut pos = end;
+    while pos < bytes.len() {
+        // At a `\n`: the next line starts after it.
+        pos += 1;
+        let rest = &bytes[pos..];
+        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let line = &rest[..len];
+        if line.starts_with(b"---") && matches!(line.get(3), None | Some(b' ' | b'\t' | b'\r')) {
+            return Some(pos);
+        }
+        let content = line.iter().find(|&&b| b != b' ');
+        if !matches!(content, None | Some(b'#')) {
+            return None;
+        }
+        pos += len;
+    }
+    Some(bytes.len())
+}
+
+/// What comes next in the line.
+#[derive(Clone, Copy, PartialEq)]
+enum Want {
+    Value,
+    KeyOrEnd,
+    Key,
+    Colon,
+    ItemOrEnd,
+    CommaOrEnd,
+}
+
+struct Scanner<'t, 'e> {
+    text: &'t str,
+    bytes: &'t [u8],
+    pos: usize,
+    /// Column of `pos`, in characters (as libyaml counts).
+    column: usize,
+    events: &'e mut Vec<Event>,
+}
+
+/// A simple key must end (its `:`) within 1024 characters of its start, or libyaml forgets it;
+/// a longer key is left to libyaml (bytes count at least as many as characters).
+const SIMPLE_KEY_BYTES: usize = 1000;
+
+impl Scanner<'_, '_> {
+    fn mark(&self) -> Mark {
+        Mark {
+            index: self.pos,
+            column: self.column,
+        }
+    }
+
+    /// Move over `n` ASCII bytes.
+    fn skip(&mut self, n: usize) {
+        self.pos += n;
+        self.column += n;
+    }
+
+    fn spaces(&mut self) {
+        while self.bytes.get(self.pos) == Some(&b' ') {
+            self.skip(1);
+        }
+    }
+
+    fn push(&mut self, data: EventData, start: Mark) {
+        let end = self.mark();
+        self.events.push(Event { data, start, end });
+    }
+
+    /// One indicator byte as its own event.
+    fn indicator(&mut self, data: EventData) {
+        let start = self.mark();
+        self.skip(1);
+        self.push(data, start);
+    }
+
+    /// The whole line: one mapping, then spaces; returns where the line ends.
+    fn line(&mut self) -> Option<usize> {
+        // The containers open, innermost last (`true`: a mapping).
+        let mut open: Vec<bool> = Vec::new();
+        let mut want = Want::Value;
+        let mut key_start = 0;
+        loop {
+            self.spaces();
+            let b = *self.bytes.get(self.pos)?;
+            want = match want {
+                Want::Value => self.value(&mut open)?,
+                Want::KeyOrEnd | Want::Key if b == b'"' => {
+                    key_start = self.pos;
+                    self.string()?;
+                    Want::Colon
+                }
+                Want::KeyOrEnd | Want::ItemOrEnd if b == b'}' || b == b']' => {
+                    self.close(&mut open, b)?
+                }
+                Want::ItemOrEnd => self.value(&mut open)?,
+                Want::Colon if b == b':' && self.pos - key_start <= SIMPLE_KEY_BYTES => {
+                    self.skip(1);
+                    Want::Value
+                }
+                Want::CommaOrEnd if b == b',' => {
+                    self.skip(1);
+                    if *open.last()? {
+                        Want::Key
+                    } else {
+                        Want::Value
+                    }
+                }
+                Want::CommaOrEnd if b == b'}' || b == b']' => self.close(&mut open, b)?,
+                _ => return None,
+            };
+            if open.is_empty() {
+                self.spaces();
+                return match self.bytes.get(self.pos) {
+                    None | Some(b'\n') => Some(self.pos),
+                    _ => None,
+                };
+            }
+        }
+    }
+
+    /// A value: a container opens, or a scalar is read.
+    fn value(&mut self, open: &mut Vec<bool>) -> Option<Want> {
+        match self.bytes.get(self.pos)? {
+            b'{' => {
+                open.push(true);
+                self.indicator(EventData::MappingStart {
+                    anchor: None,
+                    tag: None,
+                    flow: true,
+                });
+                Some(Want::KeyOrEnd)
+            }
+            b'[' => {
+                open.push(false);
+                self.indicator(EventData::SequenceStart {
+                    anchor: None,
+                    tag: None,
+                    flow: true,
+                });
+                Some(Want::ItemOrEnd)
+            }
+            b'"' => {
+                self.string()?;
+                Some(Want::CommaOrEnd)
+            }
+            _ => {
+                self.plain()?;
+                Some(Want::CommaOrEnd)
+            }
+        }
+    }
+
+    /// The innermost container closes with `b`.
+    fn close(&mut self, open: &mut Vec<bool>, b: u8) -> Option<Want> {
+        let map = open.pop()?;
+        if map != (b == b'}') {
+            return None;
+        }
+        self.indicator(if map {
+            EventData::MappingEnd
+        } else {
+            EventData::SequenceEnd
+        });
+        Some(Want::CommaOrEnd)
+    }
+
+    /// A JSON number, `true`, `false` or `null`, ended by a space, `,`, `]` or `}`: a plain
+    /// scalar of that text.
+    fn plain(&mut self) -> Option<()> {
+        let rest = &self.bytes[self.pos..];
+        let len = rest
+            .iter()
+            .position(|b| matches!(b, b' ' | b',' | b']' | b'}' | b'\n'))
+            .unwrap_or(rest.len());
+        let token = &rest[..len];
+        if !(matches!(token, b"true" | b"false" | b"null") || is_number(token)) {
+            return None;
+        }
+        let start = self.mark();
+        let value = self.text[self.pos..self.pos + len].to_string();
+        self.skip(len);
+        self.push(
+            EventData::Scalar {
+                anchor: None,
+                tag: None,
+                value,
+                style: ScalarStyle::Plain,
+            },
+            start,
+        );
+        Some(())
+    }
+
+    /// A double-quoted string on this line, with JSON's escapes.
+    fn string(&mut self) -> Option<()> {
+        let start = self.mark();
+        self.skip(1);
+        let mut value = String::new();
+        loop {
+            let rest = &self.text[self.pos..];
+            // The run up to the next quote, escape or character libyaml reads otherwise.
+            let run = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    matches!(
+                        c,
+                        '"' | '\\' | '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}'
+                    ) || c < ' '
+                })
+                .map(|(i, _)| i)?;
+            value.push_str(&rest[..run]);
+            self.column += rest[..run].chars().count();
+            self.pos += run;
+            match self.bytes[self.pos] {
+                b'"' => {
+                    self.skip(1);
+                    break;
+                }
+                b'\\' => {
+                    let (c, len) = escape(&self.bytes[self.pos + 1..])?;
+                    value.push(c);
+                    self.skip(1 + len);
+                }
+                _ => return None,
+            }
+        }
+        self.push(
+            EventData::Scalar {
+                anchor: None,
+                tag: None,
+                value,
+                style: ScalarStyle::DoubleQuoted,
+            },
+            start,
+        );
+        Some(())
+    }
+}
+
+/// A JSON escape after its `\`: the character, and how many bytes follow the `\`.
+fn escape(after: &[u8]) -> Option<(char, usize)> {
+    let c = match after.first()? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let hex = std::str::from_utf8(after.get(1..5)?).ok()?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            // Surrogates (a pair in JSON) are an error in libyaml: left to it.
+            return Some((char::from_u32(u32::from_str_radix(hex, 16).ok()?)?, 5));
+        }
+        _ => return None,
+    };
+    Some((c, 1))
+}
+
+/// `-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+fn is_number(t: &[u8]) -> bool {
+    fn digits(t: &[u8]) -> (usize, &[u8]) {
+        let n = t.iter().take_while(|b| b.is_ascii_digit()).count();
+        (n, &t[n..])
+    }
+    let t = t.strip_prefix(b"-").unwrap_or(t);
+    let (n, mut t) = digits(t);
+    if n == 0 {
+        return false;
+    }
+    if let Some(rest) = t.strip_prefix(b".") {
+        let (n, r) = digits(rest);
+        if n == 0 {
+            return false;
+        }
+        t = r;
+    }
+    if let Some(rest) = t.strip_prefix(b"e").or_else(|| t.strip_prefix(b"E")) {
+        let rest = rest
+            .strip_prefix(b"+")
+            .or_else(|| rest.strip_prefix(b"-"))
+            .unwrap_or(rest);
+        let (n, r) = digits(rest);
+        if n == 0 {
+            return false;
+        }
+        t = r;
+    }
+    t.is_empty()
+}

@@ -568,6 +568,9 @@ impl Planner<'_> {
                     self.plan(item, bv, av, &format!("{path}[{i}]"), child)?;
                 }
                 let new: Vec<&Value> = a[b.len()..].iter().collect();
+                if new.is_empty() {
+                    return Ok(());
+                }
                 if *flow
                     && items.is_empty()
                     && matches!(parent, Parent::BlockMap(_))
@@ -1288,6 +1291,11 @@ spec:
             out,
             "{\n  \"a\": {\"b\": [1, 2], \"n\": \"1\"},\n  \"c\": {\"d\": [true]}\n}\n"
         );
+        serde_json::from_str::<Value>(&out).unwrap();
+        // An item of a flow sequence changes, none is added: no empty entry after the last.
+        let text = "{\"items\":[{\"a\":1}],\"b\":2}\n";
+        let out = add(text, 0, json!({"items": [{"a": 1, "n": true}], "b": 2})).unwrap();
+        assert_eq!(out, "{\"items\":[{\"a\":1, \"n\": true}],\"b\":2}\n");
         serde_json::from_str::<Value>(&out).unwrap();
     }
 

@@ -106,6 +106,8 @@ fn only_insertions(old: &str, new: &str) -> Result<(), String> {
         let rewritten = |k: usize| {
             let n = new_lines[k];
             (body.contains(['{', '[']) && subsequence(body, n))
+                // Entries added after the line's content (a flow collection's last entry).
+                || (!body.trim().is_empty() && n.starts_with(body))
                 || (ending.is_empty() && n.trim_end_matches(['\r', '\n']) == body)
                 || emptied.as_ref().is_some_and(|e| {
                     n.starts_with(e.trim_end()) && n.trim_end().len() == e.trim_end().len()

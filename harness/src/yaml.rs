@@ -1815,12 +1815,13 @@ mod tests {
         }
     }
 
-    /// Every file of `../shared/corpus` reads the same cut at its `---` lines.
+    /// Every file of `../shared/corpus` reads the same cut at its `---` lines, and with
+    /// [`json_line`] as with libyaml alone, also with its documents written as JSON lines.
     #[test]
     fn corpus_files_cut_at_document_lines_read_as_the_whole() {
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
         let mut stack = vec![corpus.clone()];
-        let mut cut = 0;
+        let (mut cut, mut one_line) = (0, 0);
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -1833,6 +1834,20 @@ mod tests {
                     assert_parts_read_as_the_whole(&text, &path.display().to_string());
                     json_line_agrees(&text, &LIMITS)
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    // Its documents written as one line of JSON each, as `jq -c` writes them.
+                    let lines: String = parse_stream(&text)
+                        .documents
+                        .iter()
+                        .filter(|d| d.value.is_object())
+                        .map(|d| format!("---\n{}\n", d.value))
+                        .collect();
+                    let mut events = Vec::new();
+                    one_line += lines
+                        .match_indices("---\n")
+                        .filter(|&(at, _)| json_line::document(&lines, at, &mut events).is_some())
+                        .count();
+                    json_line_agrees(&lines, &LIMITS)
+                        .unwrap_or_else(|e| panic!("{} as JSON lines: {e}", path.display()));
                 }
             }
         }
@@ -1840,6 +1855,7 @@ mod tests {
             cut > 100,
             "only {cut} corpus files have `---` lines to cut at"
         );
+        assert!(one_line > 4000, "json_line read only {one_line} documents");
     }
 
     #[test]

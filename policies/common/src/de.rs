@@ -91,13 +91,16 @@ pub fn from_str_with_path<'de, T: Deserialize<'de>>(json: &'de str) -> Result<T,
     })
 }
 
-/// As [`from_str_with_path`], from an already parsed value (native callers only; the value is
-/// re-encoded so that modules and native code share one deserialisation path and one message).
+/// As [`from_str_with_path`], from an already parsed value (native callers only). Read from the
+/// value itself; a value that does not read is re-encoded and read as modules read it, so that
+/// modules and native code give one result and one message.
 pub fn from_value_with_path<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
 ) -> Result<T, String> {
-    let text = serde_json::to_string(value).map_err(|e| describe_error("", &e))?;
-    from_str_with_path(&text)
+    T::deserialize(value).or_else(|_| {
+        let text = serde_json::to_string(value).map_err(|e| describe_error("", &e))?;
+        from_str_with_path(&text)
+    })
 }
 
 /// Byte offset of a serde_json error position (1-based line, byte column within the line).

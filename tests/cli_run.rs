@@ -245,7 +245,7 @@ fn a_module_used_often_is_never_recompressed_in_the_cache() {
     let _ = std::fs::remove_dir_all(&cache);
     let module = module();
     let request = data("request-ok.yaml");
-    for _ in 0..320 {
+    for _ in 0..400 {
         let out = Command::new(BIN)
             .args(["run", &module, "-r", &request])
             .env("XDG_CACHE_HOME", &cache)

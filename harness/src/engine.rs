@@ -15,6 +15,24 @@ use stackguard_common::request::{Object as ReqObject, Operation, Request};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// An object under review by the policies that apply to it. With modules, its admission request
+/// is encoded once, when the first module needs it, for all of them.
+pub struct Subject<'o> {
+    pub object: &'o Object,
+    #[cfg(feature = "host")]
+    request: std::cell::OnceCell<std::result::Result<Vec<u8>, String>>,
+}
+
+impl<'o> Subject<'o> {
+    pub fn new(object: &'o Object) -> Self {
+        Subject {
+            object,
+            #[cfg(feature = "host")]
+            request: std::cell::OnceCell::new(),
+        }
+    }
+}
+
 /// A policy taking part in a run.
 #[derive(Debug, Clone)]
 pub struct PolicyInfo {
@@ -158,8 +176,9 @@ impl Engine {
             || self.worker(store),
             |worker, i, o| {
                 let mut out = Vec::new();
+                let subject = Subject::new(o);
                 for p in self.applicable(o, config) {
-                    out.extend(self.review(worker, p, o, store).into_iter().map(
+                    out.extend(self.review(worker, p, &subject, store).into_iter().map(
                         |(path, message)| Finding {
                             object: i,
                             policy: p,
@@ -194,13 +213,13 @@ impl Engine {
         &self,
         worker: &mut Worker,
         p: usize,
-        o: &Object,
+        s: &Subject<'_>,
         store: &ObjectStore,
     ) -> Vec<(Option<String>, String)> {
         match (&self.backend, worker) {
             (Backend::Native(prepared), _) => policies::admit_object(
                 prepared[p].as_ref(),
-                &o.value,
+                &s.object.value,
                 Operation::Create,
                 store,
                 Mutation::AsConfigured,
@@ -211,7 +230,7 @@ impl Engine {
             .map(|f| (Some(f.path).filter(|p| !p.is_empty()), f.message))
             .collect(),
             #[cfg(feature = "host")]
-            (Backend::Modules(m), Worker::Modules(evals)) => m.evaluate(evals, p, o),
+            (Backend::Modules(m), Worker::Modules(evals)) => m.evaluate(evals, p, s),
             #[cfg(feature = "host")]
             (Backend::Modules(_), Worker::Native) => {
                 vec![(None, "no module instance on this thread".to_string())]
@@ -428,11 +447,11 @@ where
 #[cfg(feature = "host")]
 mod modules {
     use super::PolicyInfo;
+    use super::Subject;
     use crate::admission::{Op, Request};
     use crate::config::Config;
     use crate::context::ObjectStore;
     use crate::host::{Evaluator, Host, HostData, Module};
-    use crate::manifest::Object;
     use anyhow::{Result, anyhow};
     use serde_json::Value;
     use std::path::PathBuf;
@@ -448,7 +467,8 @@ mod modules {
     pub struct Modules {
         host: Host,
         modules: Vec<Module>,
-        settings: Vec<Value>,
+        /// Each module's settings, encoded as JSON.
+        settings: Vec<Vec<u8>>,
     }
 
     impl Modules {
@@ -502,7 +522,7 @@ mod modules {
                 }
                 infos.push(PolicyInfo { name, metadata });
                 modules.push(module);
-                settings.push(s);
+                settings.push(serde_json::to_vec(&s)?);
             }
             Ok((
                 infos,
@@ -527,7 +547,7 @@ mod modules {
             &self,
             evals: &mut Evaluators,
             p: usize,
-            o: &Object,
+            s: &Subject<'_>,
         ) -> Vec<(Option<String>, String)> {
             let store = &evals.store;
             let instance = evals.instances[p].get_or_insert_with(|| {
@@ -539,9 +559,16 @@ mod modules {
                 Ok(e) => e,
                 Err(e) => return vec![(None, e.clone())],
             };
-            let uid = format!("stackguard-{}", o.line);
-            let request = Request::new(&o.value, Op::Create, &uid);
-            let resp = eval.validate(&request, &self.settings[p]);
+            let o = s.object;
+            let request = s.request.get_or_init(|| {
+                let uid = format!("stackguard-{}", o.line);
+                serde_json::to_vec(&Request::new(&o.value, Op::Create, &uid))
+                    .map_err(|e| format!("cannot encode the request: {e}"))
+            });
+            let resp = match request {
+                Ok(request) => eval.validate_encoded(request, &self.settings[p]),
+                Err(e) => return vec![(None, e.clone())],
+            };
             if resp.accepted {
                 return Vec::new();
             }

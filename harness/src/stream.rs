@@ -13,7 +13,7 @@
 use crate::check::Loaded;
 use crate::config::Config;
 use crate::context::{self, ObjectStore};
-use crate::engine::{Engine, Finding, Worker, par_map};
+use crate::engine::{Engine, Finding, Subject, Worker, par_map};
 use crate::manifest::{self, Input, InputError, Object, SourceFile};
 use crate::yaml;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -120,9 +120,10 @@ impl Shared<'_> {
         let mut again = Vec::new();
         let mut error = None;
         let mut waiting = false;
+        let subject = Subject::new(&o);
         for p in self.engine.applicable(&o, self.config) {
             let before = context::lookups();
-            let got = self.engine.review(worker, p, &o, &self.store);
+            let got = self.engine.review(worker, p, &subject, &self.store);
             let looked = context::lookups() != before;
             if looked && !complete {
                 if waiting || self.keep(yaml::estimated_bytes(&o.value)) {
@@ -250,19 +251,18 @@ pub fn check_with<H: PerFile>(
         &again,
         || engine.worker(&store),
         |worker, _, (index, policies)| {
-            let o = &loaded.objects[*index];
+            let subject = Subject::new(&loaded.objects[*index]);
             policies
                 .iter()
                 .flat_map(|&p| {
-                    engine
-                        .review(worker, p, o, &store)
-                        .into_iter()
-                        .map(move |(path, message)| Finding {
+                    engine.review(worker, p, &subject, &store).into_iter().map(
+                        move |(path, message)| Finding {
                             object: *index,
                             policy: p,
                             path,
                             message,
-                        })
+                        },
+                    )
                 })
                 .collect::<Vec<_>>()
         },

@@ -382,13 +382,12 @@ fn drive_part(
     let allowed = |fast: &mut Option<bool>| {
         *fast.get_or_insert_with(|| one_line_json && restartable(&text[part.start..]))
     };
-    let mut scanned = Vec::new();
     'parts: loop {
         if (json_line::candidate(text, base) || text.as_bytes().get(base) == Some(&b'{'))
             && allowed(&mut fast)
         {
-            while let Some(doc) = json_line::document(text, base, &mut scanned) {
-                if !feed(sink, &scanned, &mut lines, doc.start, index) {
+            while let Some(doc) = json_line::document(text, base) {
+                if !feed(sink, text, &doc, &mut lines, index) {
                     return index;
                 }
                 index += 1;
@@ -546,42 +545,50 @@ pub fn json_line_agrees(text: &str, limits: &Limits) -> Result<(), String> {
     Ok(())
 }
 
-/// Give `sink` a document [`json_line`] read (`events`, its content starting at `start`) as
-/// [`drive_part`] gives a document libyaml reads. Returns false when the sink wants nothing more.
+/// Give `sink` a document [`json_line`] reads as [`drive_part`] gives a document libyaml reads.
+/// Returns false when the sink wants nothing more.
 fn feed(
     sink: &mut dyn Sink,
-    events: &[events::Event],
+    text: &str,
+    doc: &json_line::Read,
     lines: &mut Lines<'_>,
-    start: usize,
     index: usize,
 ) -> bool {
-    let mut step = sink.start(index, lines.line_at(start));
-    // One line: every event is on it.
-    let line = events.first().map_or(0, |e| lines.line_at(e.start.index));
-    let mut events = events.iter();
-    loop {
+    // `None`: on with the document; else whether to read on after it (the rest of a refused
+    // document is ignored, and reading resumes after its line either way: libyaml's reading
+    // resumes at the next `---` line after a `Resync`).
+    fn settle(sink: &mut dyn Sink, index: usize, step: Step) -> Option<bool> {
         match step {
-            Step::Go => {}
-            Step::Stop => return false,
-            // The rest of the document is ignored, and reading resumes after its line either
-            // way (libyaml's reading resumes at the next `---` line after a `Resync`).
+            Step::Go => None,
+            Step::Stop => Some(false),
             Step::Skip(e) | Step::Resync(e) => {
                 sink.failed(index, e);
-                return true;
+                Some(true)
             }
         }
-        let Some(ev) = events.next() else {
-            sink.end(index);
-            return true;
-        };
-        step = sink.event(&Ev {
-            data: &ev.data,
-            start: ev.start.index,
-            end: ev.end.index,
-            line,
-            column: ev.start.column,
+    }
+    let step = sink.start(index, lines.line_at(doc.start));
+    let mut outcome = settle(sink, index, step);
+    if outcome.is_none() {
+        // One line: every event is on it.
+        let mut line = None;
+        json_line::events(text, doc, &mut |ev| {
+            let line = *line.get_or_insert_with(|| lines.line_at(ev.start.index));
+            let step = sink.event(&Ev {
+                data: &ev.data,
+                start: ev.start.index,
+                end: ev.end.index,
+                line,
+                column: ev.start.column,
+            });
+            outcome = settle(sink, index, step);
+            outcome.is_none()
         });
     }
+    outcome.unwrap_or_else(|| {
+        sink.end(index);
+        true
+    })
 }
 
 /// A parser error as we report it: the problem, what the parser was reading (with its line)
@@ -1769,7 +1776,7 @@ mod tests {
         ];
         for (i, text) in taken.iter().enumerate() {
             assert!(
-                json_line::document(text, 0, &mut Vec::new()).is_some(),
+                json_line::document(text, 0).is_some(),
                 "taken[{i}] is not read by json_line"
             );
             json_line_agrees(text, &LIMITS).unwrap_or_else(|e| panic!("taken[{i}]: {e}"));
@@ -1791,7 +1798,7 @@ mod tests {
         ];
         for (i, text) in left.iter().enumerate() {
             assert!(
-                json_line::document(text, 0, &mut Vec::new()).is_none(),
+                json_line::document(text, 0).is_none(),
                 "left[{i}] is read by json_line"
             );
             json_line_agrees(text, &LIMITS).unwrap_or_else(|e| panic!("left[{i}]: {e}"));
@@ -1843,10 +1850,9 @@ mod tests {
                         .filter(|d| d.value.is_object())
                         .map(|d| format!("---\n{}\n", d.value))
                         .collect();
-                    let mut events = Vec::new();
                     one_line += lines
                         .match_indices("---\n")
-                        .filter(|&(at, _)| json_line::document(&lines, at, &mut events).is_some())
+                        .filter(|&(at, _)| json_line::document(&lines, at).is_some())
                         .count();
                     json_line_agrees(&lines, &LIMITS)
                         .unwrap_or_else(|e| panic!("{} as JSON lines: {e}", path.display()));

@@ -2,7 +2,7 @@
 //! `kubectl … -o json` piped per object, and many generators write), read without libyaml.
 //!
 //! libyaml reads such a line as a flow mapping; this gives the very events libyaml gives for it
-//! (data, byte offsets, columns), about ten times faster. It takes a plain subset only: strings
+//! (data, byte offsets, columns), several times faster. It takes a plain subset only: strings
 //! with JSON's escapes, numbers, `true`, `false`, `null`, spaces between tokens. Anything else,
 //! and anything libyaml could read otherwise (a line break inside a string, a mapping key too
 //! long to be a simple key, a surrogate escape), is left to libyaml: [`document`] returns
@@ -23,31 +23,35 @@ pub(crate) struct Read {
     pub next: usize,
 }
 
-/// Read the document at `at` (a `---` line, see [`candidate`], or the `{` that starts a stream
-/// without one) into `events` (its node events, without the
-/// document start and end), or `None` when libyaml must read it. After the line only blank and
-/// comment lines may come before the next `---` line or the end.
-pub(crate) fn document(text: &str, at: usize, events: &mut Vec<Event>) -> Option<Read> {
-    events.clear();
+/// Whether the document at `at` (a `---` line, see [`candidate`], or the `{` that starts a
+/// stream without one) is read here: `None` when libyaml must read it. After its line only blank
+/// and comment lines may come before the next `---` line or the end. Nothing is kept: [`events`]
+/// then gives its events one at a time (a document may have millions).
+pub(crate) fn document(text: &str, at: usize) -> Option<Read> {
+    let line = content(text, at)?;
+    let mut scan = Scanner::new(text, line, None);
+    let end = scan.line()?;
+    let next = after_line(text.as_bytes(), end)?;
+    Some(Read { start: at, next })
+}
+
+/// The node events of a document [`document`] reads (without the document start and end), each
+/// given to `each` until it returns false.
+pub(crate) fn events(text: &str, read: &Read, each: &mut dyn FnMut(Event) -> bool) {
+    if let Some(line) = content(text, read.start) {
+        let _ = Scanner::new(text, line, Some(each)).line();
+    }
+}
+
+/// Where the `{` line of a document at `at` starts.
+fn content(text: &str, at: usize) -> Option<usize> {
     let bytes = text.as_bytes();
     let line = if bytes[at..].starts_with(b"---\n") {
         at + 4
     } else {
         at
     };
-    if bytes.get(line) != Some(&b'{') {
-        return None;
-    }
-    let mut scan = Scanner {
-        text,
-        bytes,
-        pos: line,
-        column: 0,
-        events,
-    };
-    let end = scan.line()?;
-    let next = after_line(bytes, end)?;
-    Some(Read { start: at, next })
+    (bytes.get(line) == Some(&b'{')).then_some(line)
 }
 
 /// Past the line ending at `end` (its `\n` or the end of the text), skip blank and comment
@@ -90,14 +94,28 @@ struct Scanner<'t, 'e> {
     pos: usize,
     /// Column of `pos`, in characters (as libyaml counts).
     column: usize,
-    events: &'e mut Vec<Event>,
+    /// Where the events go (`None`: only check that the line is read here).
+    emit: Option<&'e mut dyn FnMut(Event) -> bool>,
+    /// The receiver wants no more events.
+    stopped: bool,
 }
 
 /// A simple key must end (its `:`) within 1024 characters of its start, or libyaml forgets it;
 /// a longer key is left to libyaml (bytes count at least as many as characters).
 const SIMPLE_KEY_BYTES: usize = 1000;
 
-impl Scanner<'_, '_> {
+impl<'t, 'e> Scanner<'t, 'e> {
+    fn new(text: &'t str, pos: usize, emit: Option<&'e mut dyn FnMut(Event) -> bool>) -> Self {
+        Scanner {
+            text,
+            bytes: text.as_bytes(),
+            pos,
+            column: 0,
+            emit,
+            stopped: false,
+        }
+    }
+
     fn mark(&self) -> Mark {
         Mark {
             index: self.pos,
@@ -119,7 +137,11 @@ impl Scanner<'_, '_> {
 
     fn push(&mut self, data: EventData, start: Mark) {
         let end = self.mark();
-        self.events.push(Event { data, start, end });
+        if let Some(emit) = &mut self.emit
+            && !emit(Event { data, start, end })
+        {
+            self.stopped = true;
+        }
     }
 
     /// One indicator byte as its own event.
@@ -136,6 +158,9 @@ impl Scanner<'_, '_> {
         let mut want = Want::Value;
         let mut key_start = 0;
         loop {
+            if self.stopped {
+                return Some(self.pos);
+            }
             self.spaces();
             let b = *self.bytes.get(self.pos)?;
             want = match want {
@@ -233,7 +258,10 @@ impl Scanner<'_, '_> {
             return None;
         }
         let start = self.mark();
-        let value = self.text[self.pos..self.pos + len].to_string();
+        let value = match self.emit {
+            Some(_) => self.text[self.pos..self.pos + len].to_string(),
+            None => String::new(),
+        };
         self.skip(len);
         self.push(
             EventData::Scalar {
@@ -264,7 +292,9 @@ impl Scanner<'_, '_> {
                     ) || c < ' '
                 })
                 .map(|(i, _)| i)?;
-            value.push_str(&rest[..run]);
+            if self.emit.is_some() {
+                value.push_str(&rest[..run]);
+            }
             self.column += rest[..run].chars().count();
             self.pos += run;
             match self.bytes[self.pos] {

@@ -1803,6 +1803,16 @@ mod tests {
             );
             json_line_agrees(text, &LIMITS).unwrap_or_else(|e| panic!("left[{i}]: {e}"));
         }
+        // Found by fuzzing: libyaml ends the first document at the `---` of `}---` (line 3),
+        // which is no `---` line: libyaml reads on, json_line does not take over there.
+        let found = r#"---
+{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"guestbook-ui"},"spec":{"replicas":1,"revisionHistoryLimit":3,"selector":{"matchLabels":{"app":"guestbook-ui"}},"t'''''''''''''''''''''''''''''''''''''''''''''''''''''''''''emplate":{"metadata":{"labels":{"app":"guestbook-ui"}},"spec":{"containers":[{"image":"quay.io/argoprojlabs/argocd-e2e-container:0.2","name":"guestbook-ui","ports":[{"containerPort":80}]}]}}}
+}---
+{"apiVersion":"v1","kind":"Service","metadata":{"name":"guestbook-ui"},"spec":{"ports":[{"port":80,"targetPort":80}],"selector":{"app":"guestbook-ui"}}}
+---
+{"apiVersion":"v1","data":{"apiVersion":"cluster.open-cluster-management.io/v1beta1","kind":"placementceidsions","matchKey":"clusterName","statusListKey":"decisions"},"kind":"ConfigMap","metadata":{"name":"ocm-placement"}}
+"#;
+        json_line_agrees(found, &LIMITS).unwrap();
         // Mixed streams: libyaml hands over to json_line at a `---` line and back.
         let mixed = "a: 1\n---\n{\"b\":2}\n---\nc: [3\n---\n{\"d\":4}\n---\n{\"e\":\"\\ud800\"}\n---\n{\"f\":6}\n...\n---\ng: 7\n";
         json_line_agrees(mixed, &LIMITS).unwrap();

@@ -10,10 +10,13 @@
 
 use super::events::{Event, EventData, Mark, ScalarStyle};
 
-/// Whether a `---` line at `at` (nothing after the marker) is followed by a line starting with
-/// `{`: a document [`document`] may read. Cheap: [`document`] does the reading.
+/// Whether a `---` line starts at `at` (nothing after the marker) and is followed by a line
+/// starting with `{`: a document [`document`] may read. Cheap: [`document`] does the reading.
 pub(crate) fn candidate(text: &str, at: usize) -> bool {
-    text.as_bytes()[at.min(text.len())..].starts_with(b"---\n{")
+    let bytes = text.as_bytes();
+    // Found by fuzzing: libyaml may end a document at a `---` inside a line (`}---`).
+    (at == 0 || bytes.get(at - 1) == Some(&b'\n'))
+        && bytes[at.min(text.len())..].starts_with(b"---\n{")
 }
 
 /// A document read from `at`: where its content starts (the `---` line or the `{`), and where

@@ -34,7 +34,7 @@ pub(crate) fn document(text: &str, at: usize) -> Option<Read> {
     let line = content(text, at)?;
     let mut scan = Scanner::new(text, line, None);
     let end = scan.line()?;
-    let next = after_line(text.as_bytes(), end)?;
+    let next = after_line(text, end)?;
     Some(Read { start: at, next })
 }
 
@@ -60,24 +60,26 @@ fn content(text: &str, at: usize) -> Option<usize> {
 /// Past the line ending at `end` (its `\n` or the end of the text), skip blank and comment
 /// lines: the start of the next `---` line or the end of the text; `None` when something else
 /// comes.
-fn after_line(bytes: &[u8], end: usize) -> Option<usize> {
+fn after_line(text: &str, end: usize) -> Option<usize> {
     let mut pos = end;
-    while pos < bytes.len() {
+    while pos < text.len() {
         // At a `\n`: the next line starts after it.
         pos += 1;
-        let rest = &bytes[pos..];
-        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let rest = &text[pos..];
+        let len = rest.find('\n').unwrap_or(rest.len());
         let line = &rest[..len];
-        if line.starts_with(b"---") && matches!(line.get(3), None | Some(b' ' | b'\t' | b'\r')) {
+        if super::is_document_marker(line) {
             return Some(pos);
         }
-        let content = line.iter().find(|&&b| b != b' ');
-        if !matches!(content, None | Some(b'#')) {
+        if !matches!(
+            line.trim_start_matches(' ').bytes().next(),
+            None | Some(b'#')
+        ) {
             return None;
         }
         pos += len;
     }
-    Some(bytes.len())
+    Some(text.len())
 }
 
 /// What comes next in the line.

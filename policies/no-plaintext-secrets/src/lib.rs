@@ -105,6 +105,25 @@ struct Scan<'a> {
     verdict: Verdict,
 }
 
+/// What a text holds: URLs with a password, and well-known token formats.
+struct Found {
+    urls: Vec<secrets::UrlPassword>,
+    tokens: Vec<&'static str>,
+}
+
+impl Found {
+    fn in_text(text: &str) -> Found {
+        Found {
+            urls: secrets::url_passwords(text),
+            tokens: secrets::token_kinds(text),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.urls.is_empty() && self.tokens.is_empty()
+    }
+}
+
 /// The environment of the container a string belongs to (to follow `$(VAR)` references).
 type Env<'a> = &'a [EnvVar];
 
@@ -149,23 +168,28 @@ impl Scan<'_> {
             let Some(value) = var.value.as_deref() else {
                 continue;
             };
-            let path = format!("{base}.env[{i}].value");
-            if self.sensitive(&var.name) {
-                match secrets::classify(value) {
-                    ValueForm::Literal => self.verdict.push(
-                        &path,
-                        format!(
-                            "{who}: env {} holds a plaintext password; reference a Secret with valueFrom.secretKeyRef",
-                            var.name
-                        ),
-                    ),
-                    ValueForm::KubeRef(r) => {
-                        self.kube_ref(&path, &format!("{who}: env {}", var.name), &r, env)
-                    }
-                    ValueForm::Reference | ValueForm::NotSecret => {}
-                }
+            let form = match self.sensitive(&var.name) {
+                true => secrets::classify(value),
+                false => ValueForm::NotSecret,
+            };
+            let found = Found::in_text(value);
+            if found.is_empty() && matches!(form, ValueForm::Reference | ValueForm::NotSecret) {
+                // Most variables: nothing to report, so no path or description is made.
+                continue;
             }
-            self.text(&path, &format!("{who}: env {}", var.name), value, Some(env));
+            let path = format!("{base}.env[{i}].value");
+            let what = format!("{who}: env {}", var.name);
+            match form {
+                ValueForm::Literal => self.verdict.push(
+                    &path,
+                    format!(
+                        "{what} holds a plaintext password; reference a Secret with valueFrom.secretKeyRef"
+                    ),
+                ),
+                ValueForm::KubeRef(r) => self.kube_ref(&path, &what, &r, env),
+                ValueForm::Reference | ValueForm::NotSecret => {}
+            }
+            self.found(&path, &what, found, Some(env));
         }
     }
 
@@ -189,7 +213,12 @@ impl Scan<'_> {
 
     /// URLs with passwords and well-known token formats anywhere in `text`.
     fn text(&mut self, path: &str, what: &str, text: &str, env: Option<Env<'_>>) {
-        for u in secrets::url_passwords(text) {
+        self.found(path, what, Found::in_text(text), env);
+    }
+
+    /// Report what [`Found::in_text`] found in the text at `path`.
+    fn found(&mut self, path: &str, what: &str, found: Found, env: Option<Env<'_>>) {
+        for u in found.urls {
             match (&u.form, env) {
                 (ValueForm::Literal, _) | (ValueForm::KubeRef(_), None) => self.verdict.push(
                     path,
@@ -204,7 +233,7 @@ impl Scan<'_> {
                 _ => {}
             }
         }
-        for kind in secrets::token_kinds(text) {
+        for kind in found.tokens {
             self.verdict.push(
                 path,
                 format!("{what} contains {kind}; store it in a Secret"),

@@ -173,20 +173,90 @@ impl Repairs<'_> {
         let mut text = state.text.take().unwrap_or_else(|| src.text.clone());
         // Only the documents from the first held object's to the last one's are read and
         // edited again (a JSON file is one value): flushing costs what it writes, not the file.
-        let (range, first_doc) = if src.json {
-            (0..text.len(), 0)
+        // A large region is cut into runs of whole documents, edited at once on every core.
+        let parts: Vec<Part<'_>> = if src.json {
+            vec![Part {
+                range: 0..text.len(),
+                first_doc: 0,
+                held: &held[..],
+            }]
         } else {
-            region(&text, &held, state.added_lines)
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            runs(&text, &held, state.added_lines, threads)
+                .into_iter()
+                .map(|run| {
+                    let (range, first_doc) = region(&text, run, state.added_lines);
+                    Part {
+                        range,
+                        first_doc,
+                        held: run,
+                    }
+                })
+                .collect()
         };
-        match edit(&text[range.clone()], src.json, first_doc, &held) {
-            Ok(edited) => {
-                state.added_lines += lines(&edited) - lines(&text[range.clone()]);
-                text.replace_range(range, &edited);
+        let edit_part = |p: &Part<'_>| edit(&text[p.range.clone()], src.json, p.first_doc, p.held);
+        let edited: Vec<Result<String, String>> = match &parts[..] {
+            [one] => vec![edit_part(one)],
+            [first, rest @ ..] => std::thread::scope(|s| {
+                let others: Vec<_> = rest.iter().map(|p| s.spawn(|| edit_part(p))).collect();
+                let joined = others
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                std::iter::once(edit_part(first)).chain(joined).collect()
+            }),
+            [] => Vec::new(),
+        };
+        // The first failure in the file's order; else every run written in, the last first
+        // (the earlier ranges stay where they are).
+        match edited.iter().find_map(|e| e.as_ref().err()) {
+            Some(reason) => state.failed = Some(reason.clone()),
+            None => {
+                for (part, edited) in parts.iter().zip(edited).rev() {
+                    let edited = edited.unwrap_or_default();
+                    state.added_lines += lines(&edited) - lines(&text[part.range.clone()]);
+                    text.replace_range(part.range.clone(), &edited);
+                }
             }
-            Err(reason) => state.failed = Some(reason),
         }
         state.text = Some(text);
     }
+}
+
+/// Held objects to write into one region of a file's text.
+struct Part<'h> {
+    range: Range<usize>,
+    /// The index of the region's first document in the file.
+    first_doc: usize,
+    held: &'h [(Object, Repair)],
+}
+
+/// Below this, the documents of a flush are edited together: a smaller text is not worth a
+/// thread, and its style (indentation, quotes) is told from all of it.
+const MIN_RUN: usize = 64 << 10;
+
+/// `held` cut into up to `n` runs that share no document (their regions do not overlap): a cut
+/// at the first new document past each equal share. Only a region of at least twice
+/// [`MIN_RUN`] bytes of `text` is cut.
+fn runs<'h>(
+    text: &str,
+    held: &'h [(Object, Repair)],
+    added_lines: usize,
+    n: usize,
+) -> Vec<&'h [(Object, Repair)]> {
+    let (whole, _) = region(text, held, added_lines);
+    if n < 2 || whole.len() < 2 * MIN_RUN {
+        return vec![held];
+    }
+    let mut cuts = vec![0];
+    for k in 1..n {
+        let from = (held.len() * k / n).max(cuts[cuts.len() - 1] + 1);
+        if let Some(at) = (from..held.len()).find(|&i| held[i].0.doc != held[i - 1].0.doc) {
+            cuts.push(at);
+        }
+    }
+    cuts.push(held.len());
+    cuts.dedup();
+    cuts.windows(2).map(|w| &held[w[0]..w[1]]).collect()
 }
 
 /// The part of `text` (the file with `added_lines` more lines than as read) from the line the
@@ -195,13 +265,24 @@ impl Repairs<'_> {
 fn region(text: &str, held: &[(Object, Repair)], added_lines: usize) -> (Range<usize>, usize) {
     let (first, last) = (&held[0].0, &held[held.len() - 1].0);
     let (from, to) = (first.line + added_lines, last.line + added_lines);
+    // An item of a `kind: List` (its earlier items may have been written in an earlier round)
+    // is edited with its whole document: from the line after the `---` before it.
+    let whole_document = !first.prefix.is_empty();
+    let mut document_start = 0;
     let mut start = 0;
     let mut end = text.len();
     let mut offset = 0;
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let number = i + 1;
+        if number < from && yaml::is_document_marker(line) {
+            document_start = offset + line.len();
+        }
         if number == from {
-            start = offset;
+            start = if whole_document {
+                document_start
+            } else {
+                offset
+            };
         }
         if number > to && yaml::is_document_marker(line) {
             end = offset;

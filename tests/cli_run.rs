@@ -245,13 +245,24 @@ fn a_module_used_often_is_never_recompressed_in_the_cache() {
     let _ = std::fs::remove_dir_all(&cache);
     let module = module();
     let request = data("request-ok.yaml");
-    for _ in 0..400 {
-        let out = Command::new(BIN)
-            .args(["run", &module, "-r", &request])
-            .env("XDG_CACHE_HOME", &cache)
-            .output()
-            .expect("run stackguard");
-        assert!(out.status.success(), "{out:?}");
+    // A short run may end before the cache's thread counts its use (on a busy machine, about
+    // a third are lost): run until more than the threshold are counted, within a bound.
+    let mut runs = 0;
+    while usages(&stats_files(&cache)) < 300 {
+        assert!(
+            runs < 2000,
+            "{runs} runs, too few counted: {:?}",
+            stats_files(&cache)
+        );
+        for _ in 0..50 {
+            let out = Command::new(BIN)
+                .args(["run", &module, "-r", &request])
+                .env("XDG_CACHE_HOME", &cache)
+                .output()
+                .expect("run stackguard");
+            assert!(out.status.success(), "{out:?}");
+        }
+        runs += 50;
     }
     let out = Command::new(BIN)
         .args(["bench", "--policy", &module, "-n", "3000", "-r", &request])
@@ -259,14 +270,29 @@ fn a_module_used_often_is_never_recompressed_in_the_cache() {
         .output()
         .expect("run stackguard bench");
     assert!(out.status.success(), "{out:?}");
+    let stats = stats_files(&cache);
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    assert!(usages(&stats) >= 300, "{}", stats[0]);
+    assert!(
+        stats[0].contains("optimized-compression = 3"),
+        "{}",
+        stats[0]
+    );
+}
+
+/// The `.stats` files of a wasmtime cache directory. Fails if a recompression was started: it
+/// locks its entry with `ENTRY.wip-PID` (`.cleanup.wip-PID` is the size cleanup's lock,
+/// `….wip-atomic-write-stats` a stats file being written).
+fn stats_files(cache: &Path) -> Vec<String> {
     let mut stats = Vec::new();
-    let mut stack = vec![cache.clone()];
+    let mut stack = vec![cache.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
             let p = e.unwrap().path();
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            // A recompression locks its entry with `ENTRY.wip-PID` (`.cleanup.wip-PID` is the
-            // size cleanup's lock, `….wip-atomic-write-stats` a stats file being written).
             let recompressing = !name.starts_with(".cleanup")
                 && name
                     .rsplit_once(".wip-")
@@ -275,21 +301,18 @@ fn a_module_used_often_is_never_recompressed_in_the_cache() {
             if p.is_dir() {
                 stack.push(p);
             } else if name.ends_with(".stats") {
-                stats.push(std::fs::read_to_string(&p).unwrap());
+                stats.push(std::fs::read_to_string(&p).unwrap_or_default());
             }
         }
     }
-    assert_eq!(stats.len(), 1, "{stats:?}");
-    // A short run may end before the cache's thread counts its use: most are counted.
-    let usages: u64 = stats[0]
-        .lines()
-        .find_map(|l| l.strip_prefix("usages = "))
+    stats
+}
+
+/// The use count of the one cached module (0 before it is cached).
+fn usages(stats: &[String]) -> u64 {
+    stats
+        .first()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("usages = ")))
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(usages >= 256, "{}", stats[0]);
-    assert!(
-        stats[0].contains("optimized-compression = 3"),
-        "{}",
-        stats[0]
-    );
+        .unwrap_or(0)
 }

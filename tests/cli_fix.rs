@@ -180,6 +180,35 @@ fn diff_on_the_broken_stack_shows_only_additions_and_writes_nothing() {
         "{stderr}"
     );
     assert_eq!(snapshot(&dir), before, "--diff wrote something");
+    // The diff, applied by git, gives what `fix` writes.
+    let mut apply = Command::new("git")
+        .args(["apply", "-p1", "-"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run git apply");
+    {
+        use std::io::Write;
+        apply
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdout.as_bytes())
+            .unwrap();
+    }
+    assert!(
+        apply.wait().unwrap().success(),
+        "git apply refused:\n{stdout}"
+    );
+    let patched = snapshot(&dir);
+    let fixed_dir = scratch("broken-diff-fixed");
+    copy_tree(
+        &root().join("fixtures/broken-stack"),
+        &fixed_dir.join("broken-stack"),
+    );
+    run(&fixed_dir, &["fix", "broken-stack/"], None);
+    assert_ne!(patched, before);
+    assert_eq!(patched, snapshot(&fixed_dir));
 }
 
 #[test]

@@ -463,17 +463,81 @@ pub fn unified_diff(name: &str, old: &str, new: &str) -> String {
 }
 
 /// [`unified_diff`], written to `out` as it is made.
+///
+/// The lines that changed come from imara-diff (histogram diff, git's slider heuristic): it sets
+/// aside the lines found on one side only before aligning the rest, as GNU diff and git do, so
+/// a file whose every other line changed (one-line JSON documents) takes milliseconds, not the
+/// seconds of a plain Myers diff. The hunks are printed here, as `diff -u` prints them (ranges
+/// `start,len`, a lone line as `start`, `\ No newline at end of file`), straight to `out`: the
+/// crate's own printer builds each hunk in a string first.
 pub fn write_diff(
     out: &mut impl std::io::Write,
     name: &str,
     old: &str,
     new: &str,
 ) -> std::io::Result<()> {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
-        .to_writer(out)
+    use imara_diff::{Algorithm, Diff, InternedInput};
+    const CONTEXT: u32 = 3;
+    let input = InternedInput::new(old, new);
+    let mut diff = Diff::compute(Algorithm::Histogram, &input);
+    diff.postprocess_lines(&input);
+    let (before, after) = (&input.before, &input.after);
+    let line = |t: imara_diff::Token| input.interner[t];
+    let write_line = |out: &mut dyn std::io::Write, tag: u8, text: &str| {
+        out.write_all(&[tag])?;
+        out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            out.write_all(b"\n\\ No newline at end of file\n")?;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    // Hunks closer than twice the context share one block of the output.
+    let mut groups: Vec<Vec<imara_diff::Hunk>> = Vec::new();
+    for hunk in diff.hunks() {
+        match groups.last_mut() {
+            Some(g) if hunk.before.start - g[g.len() - 1].before.end <= 2 * CONTEXT => g.push(hunk),
+            _ => groups.push(vec![hunk]),
+        }
+    }
+    if !groups.is_empty() {
+        writeln!(out, "--- a/{name}\n+++ b/{name}")?;
+    }
+    let range = |start: u32, end: u32| match end - start {
+        1 => format!("{}", start + 1),
+        0 => format!("{start},0"),
+        len => format!("{},{len}", start + 1),
+    };
+    for g in &groups {
+        let (first, last) = (&g[0], &g[g.len() - 1]);
+        let lead = first.before.start.min(CONTEXT);
+        let trail = (before.len() as u32 - last.before.end).min(CONTEXT);
+        let (old_start, new_start) = (first.before.start - lead, first.after.start - lead);
+        let old_end = last.before.end + trail;
+        let new_end = last.after.end + trail;
+        writeln!(
+            out,
+            "@@ -{} +{} @@",
+            range(old_start, old_end),
+            range(new_start, new_end)
+        )?;
+        let mut pos = old_start;
+        for hunk in g {
+            for &t in &before[pos as usize..hunk.before.start as usize] {
+                write_line(out, b' ', line(t))?;
+            }
+            for &t in &before[hunk.before.start as usize..hunk.before.end as usize] {
+                write_line(out, b'-', line(t))?;
+            }
+            for &t in &after[hunk.after.start as usize..hunk.after.end as usize] {
+                write_line(out, b'+', line(t))?;
+            }
+            pos = hunk.before.end;
+        }
+        for &t in &before[pos as usize..old_end as usize] {
+            write_line(out, b' ', line(t))?;
+        }
+    }
+    Ok(())
 }
 
 /// What `fix` prints about the files: one block per fixed or skipped file.
@@ -714,5 +778,77 @@ mod write {
         tmp.persist(&target)
             .map_err(|e| fail("cannot replace the file", e.error))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unified_diff;
+
+    /// `diff -u` (GNU diffutils) of two texts, without its two header lines.
+    fn gnu_diff(old: &str, new: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, old).unwrap();
+        std::fs::write(&b, new).unwrap();
+        let out = std::process::Command::new("diff")
+            .arg("-u")
+            .args([&a, &b])
+            .output()
+            .expect("run diff");
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .skip(2)
+            .flat_map(|l| [l, "\n"])
+            .collect::<String>()
+    }
+
+    #[test]
+    fn the_diff_is_the_one_diff_u_prints() {
+        let numbered = |n: usize| (1..=n).map(|i| format!("line {i}\n")).collect::<String>();
+        let ten = numbered(10);
+        let twenty = numbered(20);
+        let cases: Vec<(String, String)> = vec![
+            // An addition at the start, in the middle, at the end.
+            (ten.clone(), format!("new\n{ten}")),
+            (ten.clone(), ten.replace("line 5\n", "line 5\n  added\n")),
+            (ten.clone(), format!("{ten}last\n")),
+            // Two additions 6 lines apart share a hunk; 7 apart they do not.
+            (
+                twenty.clone(),
+                twenty
+                    .replace("line 4\n", "line 4\nA\n")
+                    .replace("line 10\n", "line 10\nB\n"),
+            ),
+            (
+                twenty.clone(),
+                twenty
+                    .replace("line 4\n", "line 4\nA\n")
+                    .replace("line 11\n", "line 11\nB\n"),
+            ),
+            // A changed line; the last line without a newline, changed or kept.
+            (ten.clone(), ten.replace("line 7\n", "line 7 changed\n")),
+            (
+                ten.trim_end().to_string(),
+                ten.trim_end().replace("line 10", "line 10 changed"),
+            ),
+            (ten.trim_end().to_string(), ten.clone()),
+            (
+                ten.trim_end().to_string(),
+                ten.replace("line 9\n", "line 9\nX\n")
+                    .trim_end()
+                    .to_string(),
+            ),
+            // From and to an empty file.
+            (String::new(), "a\nb\n".to_string()),
+            ("a\n".to_string(), String::new()),
+        ];
+        for (old, new) in cases {
+            let ours = unified_diff("f", &old, &new);
+            let (header, body) = ours.split_at(ours.find("@@").unwrap_or(0));
+            assert_eq!(header, "--- a/f\n+++ b/f\n", "{old:?} -> {new:?}");
+            assert_eq!(body, gnu_diff(&old, &new), "{old:?} -> {new:?}");
+        }
+        assert_eq!(unified_diff("f", &ten, &ten), "");
     }
 }

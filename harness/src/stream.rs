@@ -6,9 +6,10 @@
 //! Context-aware rules see the objects of the kinds they may look up; those arrive while
 //! others are evaluated. An evaluation that looked anything up before every input was read
 //! (see [`context::lookups`]) is made again once the cluster state is complete, so the findings
-//! are exactly those of evaluating after reading everything. What waits for that second pass,
-//! and the context itself, is bounded by a [`Budget`]: past it, an object keeps the findings of
-//! the context read so far and the report says so.
+//! are exactly those of evaluating after reading everything. The context, and the objects kept
+//! for that second pass, are bounded by a [`Budget`] (the objects by half of it); an object past
+//! it is parsed again from its file's text (kept for the report) for the second pass, so the
+//! findings never depend on the budget or on how far the evaluation is behind the reading.
 
 use crate::check::Loaded;
 use crate::config::Config;
@@ -16,6 +17,7 @@ use crate::context::{self, ObjectStore};
 use crate::engine::{Engine, Finding, Subject, Worker, par_map};
 use crate::manifest::{self, Input, InputError, Object, SourceFile};
 use crate::yaml;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -58,9 +60,11 @@ struct Reviewed {
     seq: usize,
     object: Object,
     findings: Vec<(usize, Option<String>, String)>,
-    /// Policies to evaluate again once the cluster state is complete (the object then keeps
-    /// its whole value).
+    /// Policies to evaluate again once the cluster state is complete: on the object kept whole,
+    /// or (past the budget) on the object parsed again from its file.
     again: Vec<usize>,
+    /// `again` is for the object parsed again (it was not kept).
+    reread: bool,
     /// Why this object's findings may miss context.
     error: Option<String>,
 }
@@ -84,6 +88,12 @@ impl Shared<'_> {
         self.budget.reserve(bytes)
     }
 
+    /// Reserve `bytes` to keep an object waiting for the complete context, within half of the
+    /// budget: the rest stays for the context (an object can be read again; the context not).
+    fn keep_waiting(&self, bytes: u64) -> bool {
+        self.budget.reserve_within(bytes, self.budget.limit / 2)
+    }
+
     /// Add a context object (the `seq`-th of input `input`) to the store; `Some(reason)` when
     /// it is over budget.
     fn add_context(&self, input: usize, seq: usize, o: &Object) -> Option<String> {
@@ -103,7 +113,7 @@ impl Shared<'_> {
     }
 
     /// Evaluate `o` (unless `skip`); what looked up an incomplete store is marked to evaluate
-    /// again.
+    /// again (the object kept whole while the budget allows).
     fn review(&self, worker: &mut Worker, (input, seq, o, skip): Queued) -> Reviewed {
         if skip {
             return Reviewed {
@@ -112,44 +122,32 @@ impl Shared<'_> {
                 object: o.identity(),
                 findings: Vec::new(),
                 again: Vec::new(),
+                reread: false,
                 error: None,
             };
         }
         let complete = self.complete.load(Ordering::Acquire);
         let mut findings = Vec::new();
         let mut again = Vec::new();
-        let mut error = None;
-        let mut waiting = false;
         let subject = Subject::new(&o);
         for p in self.engine.applicable(&o, self.config) {
             let before = context::lookups();
             let got = self.engine.review(worker, p, &subject, &self.store);
-            let looked = context::lookups() != before;
-            if looked && !complete {
-                if waiting || self.keep(yaml::estimated_bytes(&o.value)) {
-                    waiting = true;
-                    again.push(p);
-                    continue;
-                }
-                error.get_or_insert_with(|| {
-                    format!(
-                        "{}: checked with the cluster context read so far: the context and the \
-                         objects waiting for it would take more than {} MiB of memory",
-                        o.describe(),
-                        self.budget.mib()
-                    )
-                });
+            if context::lookups() != before && !complete {
+                again.push(p);
+                continue;
             }
             findings.extend(got.into_iter().map(|(path, m)| (p, path, m)));
         }
-        let object = if waiting { o } else { o.identity() };
+        let kept = !again.is_empty() && self.keep_waiting(yaml::estimated_bytes(&o.value));
         Reviewed {
             input,
             seq,
-            object,
+            object: if kept { o } else { o.identity() },
             findings,
+            reread: !again.is_empty() && !kept,
             again,
-            error,
+            error: None,
         }
     }
 }
@@ -206,6 +204,9 @@ pub fn check_with<H: PerFile>(
     let mut next = reviewed.into_iter().peekable();
     let mut findings = Vec::new();
     let mut again = Vec::new();
+    // Per file (position in `loaded.files`): (seq in the file, index, policies) of the objects
+    // to evaluate again that were not kept.
+    let mut reread: BTreeMap<usize, Vec<(usize, usize, Vec<usize>)>> = BTreeMap::new();
     let mut states = Vec::new();
     for (i, file) in files.into_iter().enumerate() {
         match file {
@@ -229,7 +230,12 @@ pub fn check_with<H: PerFile>(
                             message,
                         }
                     }));
-                    if !r.again.is_empty() {
+                    if !r.again.is_empty() && r.reread {
+                        reread
+                            .entry(position)
+                            .or_default()
+                            .push((r.seq, index, r.again));
+                    } else if !r.again.is_empty() {
                         again.push((index, r.again));
                     }
                     loaded.objects.push(Object {
@@ -272,6 +278,35 @@ pub fn check_with<H: PerFile>(
         let o = &mut loaded.objects[index];
         *o = o.identity();
     }
+    // The objects not kept, parsed again from their files' text (a file at a time on each
+    // core, one document at a time) and evaluated on the complete cluster state.
+    let reread: Vec<_> = reread.into_iter().collect();
+    let redone = par_map(
+        &reread,
+        || engine.worker(&store),
+        |worker, _, (position, wanted)| {
+            let mut out = Vec::new();
+            let mut wanted = wanted.iter().peekable();
+            let mut seq = 0;
+            manifest::parse_each(*position, &loaded.files[*position], &mut |o| {
+                if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
+                    let subject = Subject::new(&o);
+                    for &p in policies {
+                        let got = engine.review(worker, p, &subject, &store);
+                        out.extend(got.into_iter().map(|(path, message)| Finding {
+                            object: *index,
+                            policy: p,
+                            path,
+                            message,
+                        }));
+                    }
+                }
+                seq += 1;
+            });
+            out
+        },
+    );
+    findings.extend(redone.into_iter().flatten());
     // Object order, then policy order; a policy's own findings keep theirs.
     findings.sort_by_key(|f| (f.object, f.policy));
     (loaded, findings, states)
@@ -441,9 +476,14 @@ impl Budget {
 
     /// Reserve `bytes`; `false` (and nothing reserved) when they do not fit.
     pub fn reserve(&self, bytes: u64) -> bool {
+        self.reserve_within(bytes, self.limit)
+    }
+
+    /// Reserve `bytes` if no more than `limit` (at most the budget's) is then reserved.
+    fn reserve_within(&self, bytes: u64, limit: u64) -> bool {
         self.kept
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| {
-                (k + bytes <= self.limit).then_some(k + bytes)
+                (k + bytes <= limit).then_some(k + bytes)
             })
             .is_ok()
     }
@@ -531,6 +571,67 @@ mod tests {
         assert_eq!(of_statefulset(&loaded, &findings, &engine), seen_late);
         // Only identities are kept.
         assert!(loaded.objects.iter().all(|o| o.value.get("spec").is_none()));
+    }
+
+    #[test]
+    fn objects_past_the_budget_are_read_again_for_the_complete_context() {
+        let config = Config::default();
+        let engine = Engine::native(&config).unwrap();
+        let (statefulset, _, config_map) = stack();
+        let copies: Vec<String> = (0..40)
+            .map(|i| statefulset.replace("name: postgres\n", &format!("name: pg{i}\n")))
+            .collect();
+        let texts = [copies.join("\n---\n"), config_map];
+        let inputs = two_files();
+        let late = |i: usize, input: &Input| {
+            if i == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Ok(manifest::source(input, texts[i].clone()))
+        };
+        // Room for the ConfigMap and, among the waiting objects (half of it), one StatefulSet.
+        let size = |text: &str| {
+            let src = manifest::source(&inputs[0], text.to_string());
+            let (docs, _) = manifest::documents(&src);
+            yaml::estimated_bytes(&docs[0].value)
+        };
+        let tight = Budget::new(2 * size(&copies[0]) + size(&texts[1]) + 1);
+        let (loaded, findings, _) = check_with(&inputs, &late, &engine, &config, &tight, &());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let statefulsets = loaded.objects.iter().filter(|o| o.kind() == "StatefulSet");
+        assert_eq!(statefulsets.count(), 40);
+        let mut flagged: Vec<usize> = findings
+            .iter()
+            .filter(|f| loaded.objects[f.object].kind() == "StatefulSet")
+            .filter(|f| {
+                f.message
+                    .contains("never create the required extension(s) postgis")
+            })
+            .map(|f| f.object)
+            .collect();
+        flagged.dedup();
+        assert_eq!(flagged.len(), 40);
+        // Exactly what a run with room for every object finds, and one with the ConfigMap first.
+        let (roomy, roomy_findings) = check(&inputs, &late, &engine, &config);
+        let all = |loaded: &Loaded, findings: &[Finding]| {
+            let mut out: Vec<_> = findings
+                .iter()
+                .map(|f| {
+                    (
+                        loaded.objects[f.object].describe(),
+                        f.policy,
+                        f.path.clone(),
+                        f.message.clone(),
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        assert_eq!(all(&loaded, &findings), all(&roomy, &roomy_findings));
+        let first = |i: usize, input: &Input| Ok(manifest::source(input, texts[1 - i].clone()));
+        let (early, early_findings) = check(&inputs, &first, &engine, &config);
+        assert_eq!(all(&loaded, &findings), all(&early, &early_findings));
     }
 
     #[test]

@@ -206,7 +206,7 @@ pub fn check_with<H: PerFile>(
     let mut again = Vec::new();
     // Per file (position in `loaded.files`): (seq in the file, index, policies) of the objects
     // to evaluate again that were not kept.
-    let mut reread: BTreeMap<usize, Vec<(usize, usize, Vec<usize>)>> = BTreeMap::new();
+    let mut reread: BTreeMap<usize, Wanted> = BTreeMap::new();
     let mut states = Vec::new();
     for (i, file) in files.into_iter().enumerate() {
         match file {
@@ -278,38 +278,161 @@ pub fn check_with<H: PerFile>(
         let o = &mut loaded.objects[index];
         *o = o.identity();
     }
-    // The objects not kept, parsed again from their files' text (a file at a time on each
-    // core, one document at a time) and evaluated on the complete cluster state.
-    let reread: Vec<_> = reread.into_iter().collect();
+    // The objects not kept, parsed again from their files' text and evaluated on the complete
+    // cluster state: each document of a YAML file alone, on every core; what is not found so,
+    // and JSON files, in one reading of the whole file.
+    let units = documents_again(&loaded, reread);
     let redone = par_map(
-        &reread,
+        &units,
         || engine.worker(&store),
-        |worker, _, (position, wanted)| {
+        |worker, _, unit| {
             let mut out = Vec::new();
-            let mut wanted = wanted.iter().peekable();
-            let mut seq = 0;
-            manifest::parse_each(*position, &loaded.files[*position], &mut |o| {
-                if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
-                    let subject = Subject::new(&o);
-                    for &p in policies {
-                        let got = engine.review(worker, p, &subject, &store);
-                        out.extend(got.into_iter().map(|(path, message)| Finding {
-                            object: *index,
-                            policy: p,
-                            path,
-                            message,
-                        }));
-                    }
+            let mut left = Vec::new();
+            let src = &loaded.files[unit.position];
+            let mut evaluate = |index: usize, policies: &[usize], o: &Object| {
+                let subject = Subject::new(o);
+                for &p in policies {
+                    let got = engine.review(worker, p, &subject, &store);
+                    out.extend(got.into_iter().map(|(path, message)| Finding {
+                        object: index,
+                        policy: p,
+                        path,
+                        message,
+                    }));
                 }
-                seq += 1;
-            });
-            out
+            };
+            match &unit.span {
+                Some((span, skipped)) => {
+                    let document = SourceFile {
+                        input: src.input.clone(),
+                        name: src.name.clone(),
+                        text: src.text[span.clone()].to_string(),
+                        json: false,
+                    };
+                    let mut found = vec![false; unit.wanted.len()];
+                    manifest::parse_each(unit.position, &document, &mut |mut o| {
+                        o.line += skipped;
+                        let at = unit.wanted.iter().position(|(_, index, _)| {
+                            let known = &loaded.objects[*index];
+                            known.line == o.line && known.prefix == o.prefix
+                        });
+                        if let Some(k) = at
+                            && !found[k]
+                            && o.identity().value == loaded.objects[unit.wanted[k].1].value
+                        {
+                            found[k] = true;
+                            evaluate(unit.wanted[k].1, &unit.wanted[k].2, &o);
+                        }
+                    });
+                    left.extend(
+                        unit.wanted
+                            .iter()
+                            .zip(found)
+                            .filter(|(_, f)| !f)
+                            .map(|(w, _)| w.clone()),
+                    );
+                }
+                None => {
+                    let mut wanted = unit.wanted.iter().peekable();
+                    let mut seq = 0;
+                    manifest::parse_each(unit.position, src, &mut |o| {
+                        if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
+                            evaluate(*index, policies, &o);
+                        }
+                        seq += 1;
+                    });
+                }
+            }
+            (out, left)
         },
     );
-    findings.extend(redone.into_iter().flatten());
+    let mut whole: BTreeMap<usize, Wanted> = BTreeMap::new();
+    for (unit, (found, left)) in units.iter().zip(redone) {
+        findings.extend(found);
+        whole.entry(unit.position).or_default().extend(left);
+    }
+    let mut worker = engine.worker(&store);
+    for (position, mut wanted) in whole.into_iter().filter(|(_, w)| !w.is_empty()) {
+        wanted.sort_unstable_by_key(|w| w.0);
+        let mut wanted = wanted.into_iter().peekable();
+        let mut seq = 0;
+        manifest::parse_each(position, &loaded.files[position], &mut |o| {
+            if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
+                let subject = Subject::new(&o);
+                for p in policies {
+                    let got = engine.review(&mut worker, p, &subject, &store);
+                    findings.extend(got.into_iter().map(|(path, message)| Finding {
+                        object: index,
+                        policy: p,
+                        path,
+                        message,
+                    }));
+                }
+            }
+            seq += 1;
+        });
+    }
     // Object order, then policy order; a policy's own findings keep theirs.
     findings.sort_by_key(|f| (f.object, f.policy));
     (loaded, findings, states)
+}
+
+/// Objects of one file to evaluate again: (seq in the file, index, policies), in file order.
+type Wanted = Vec<(usize, usize, Vec<usize>)>;
+
+/// What to parse again of one file: the objects `wanted` from one document of a YAML file, its
+/// text from its `---` line to the next (`span`, with the number of lines before it), or, from
+/// a JSON file (`span: None`), from the whole file.
+struct Again {
+    position: usize,
+    span: Option<(std::ops::Range<usize>, usize)>,
+    wanted: Wanted,
+}
+
+/// The objects not kept for the second pass (per file position), by document.
+fn documents_again(loaded: &Loaded, reread: BTreeMap<usize, Wanted>) -> Vec<Again> {
+    let mut out = Vec::new();
+    for (position, wanted) in reread {
+        let src = &loaded.files[position];
+        if src.json {
+            out.push(Again {
+                position,
+                span: None,
+                wanted,
+            });
+            continue;
+        }
+        // The 1-based number and byte offset of each document marker line.
+        let mut markers = Vec::new();
+        let mut offset = 0;
+        for (i, line) in src.text.split_inclusive('\n').enumerate() {
+            if yaml::is_document_marker(line) {
+                markers.push((i + 1, offset));
+            }
+            offset += line.len();
+        }
+        let mut wanted = wanted.into_iter().peekable();
+        while let Some(first) = wanted.next() {
+            let doc = loaded.objects[first.1].doc;
+            let line = loaded.objects[first.1].line;
+            let mut group = vec![first];
+            while let Some(w) = wanted.next_if(|w| loaded.objects[w.1].doc == doc) {
+                group.push(w);
+            }
+            let k = markers.partition_point(|&(n, _)| n <= line);
+            let (skipped, start) = match k {
+                0 => (0, 0),
+                k => (markers[k - 1].0 - 1, markers[k - 1].1),
+            };
+            let end = markers.get(k).map_or(src.text.len(), |m| m.1);
+            out.push(Again {
+                position,
+                span: Some((start..end, skipped)),
+                wanted: group,
+            });
+        }
+    }
+    out
 }
 
 /// One thread: read, parse and evaluate in turn (the browser build has no threads).
@@ -507,6 +630,7 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::path::PathBuf;
 
     /// The reference stack's PostgreSQL StatefulSet, its init ConfigMap, and the ConfigMap
@@ -581,57 +705,174 @@ mod tests {
         let copies: Vec<String> = (0..40)
             .map(|i| statefulset.replace("name: postgres\n", &format!("name: pg{i}\n")))
             .collect();
-        let texts = [copies.join("\n---\n"), config_map];
-        let inputs = two_files();
-        let late = |i: usize, input: &Input| {
-            if i == 1 {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-            }
-            Ok(manifest::source(input, texts[i].clone()))
-        };
-        // Room for the ConfigMap and, among the waiting objects (half of it), one StatefulSet.
-        let size = |text: &str| {
-            let src = manifest::source(&inputs[0], text.to_string());
-            let (docs, _) = manifest::documents(&src);
-            yaml::estimated_bytes(&docs[0].value)
-        };
-        let tight = Budget::new(2 * size(&copies[0]) + size(&texts[1]) + 1);
-        let (loaded, findings, _) = check_with(&inputs, &late, &engine, &config, &tight, &());
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let statefulsets = loaded.objects.iter().filter(|o| o.kind() == "StatefulSet");
-        assert_eq!(statefulsets.count(), 40);
-        let mut flagged: Vec<usize> = findings
+        let values: Vec<Value> = copies
             .iter()
-            .filter(|f| loaded.objects[f.object].kind() == "StatefulSet")
-            .filter(|f| {
-                f.message
-                    .contains("never create the required extension(s) postgis")
+            .map(|c| {
+                let src = manifest::source(&Input::File(PathBuf::from("c.yaml")), c.clone());
+                manifest::documents(&src).0.remove(0).value
             })
-            .map(|f| f.object)
             .collect();
-        flagged.dedup();
-        assert_eq!(flagged.len(), 40);
-        // Exactly what a run with room for every object finds, and one with the ConfigMap first.
-        let (roomy, roomy_findings) = check(&inputs, &late, &engine, &config);
-        let all = |loaded: &Loaded, findings: &[Finding]| {
-            let mut out: Vec<_> = findings
+        let size = yaml::estimated_bytes(&values[0]);
+        // The StatefulSets as YAML documents, as concatenated JSON values, as one `kind: List`.
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values});
+        let forms = [
+            ("a.yaml", copies.join("\n---\n"), size),
+            (
+                "a.json",
+                values.iter().map(|v| format!("{v}\n")).collect(),
+                size,
+            ),
+            (
+                "a.yaml",
+                format!("---\n{list}\n"),
+                yaml::estimated_bytes(&list),
+            ),
+        ];
+        for (name, text, size) in forms {
+            let inputs = [
+                Input::File(PathBuf::from(name)),
+                Input::File(PathBuf::from("b.yaml")),
+            ];
+            let texts = [text, config_map.clone()];
+            let late = |i: usize, input: &Input| {
+                if i == 1 {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                Ok(manifest::source(input, texts[i].clone()))
+            };
+            // Room for the ConfigMap and, among the waiting objects (half of it), one
+            // StatefulSet (none when they come in a List).
+            let cm = manifest::documents(&manifest::source(&inputs[1], texts[1].clone())).0;
+            let tight = Budget::new(2 * size + yaml::estimated_bytes(&cm[0].value) + 1);
+            let (loaded, findings, _) = check_with(&inputs, &late, &engine, &config, &tight, &());
+            assert!(loaded.errors.is_empty(), "{name}: {:?}", loaded.errors);
+            let statefulsets = loaded.objects.iter().filter(|o| o.kind() == "StatefulSet");
+            assert_eq!(statefulsets.count(), 40, "{name}");
+            let mut flagged: Vec<usize> = findings
                 .iter()
-                .map(|f| {
+                .filter(|f| loaded.objects[f.object].kind() == "StatefulSet")
+                .filter(|f| {
+                    f.message
+                        .contains("never create the required extension(s) postgis")
+                })
+                .map(|f| f.object)
+                .collect();
+            flagged.dedup();
+            assert_eq!(flagged.len(), 40, "{name}");
+            // What a run with room for every object finds, and one with the ConfigMap first.
+            let (roomy, roomy_findings) = check(&inputs, &late, &engine, &config);
+            let all = |loaded: &Loaded, findings: &[Finding]| {
+                let mut out: Vec<_> = findings
+                    .iter()
+                    .map(|f| {
+                        let o = &loaded.objects[f.object];
+                        (
+                            o.describe(),
+                            o.line,
+                            f.policy,
+                            f.path.clone(),
+                            f.message.clone(),
+                        )
+                    })
+                    .collect();
+                out.sort();
+                out
+            };
+            assert_eq!(
+                all(&loaded, &findings),
+                all(&roomy, &roomy_findings),
+                "{name}"
+            );
+            let swapped = [inputs[1].clone(), inputs[0].clone()];
+            let first = |i: usize, input: &Input| Ok(manifest::source(input, texts[1 - i].clone()));
+            let (early, early_findings) = check(&swapped, &first, &engine, &config);
+            assert_eq!(
+                all(&loaded, &findings),
+                all(&early, &early_findings),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_document_is_read_again_from_its_marker_to_the_next() {
+        let text = "# head\napiVersion: v1\nkind: A\nmetadata: {name: a}\n---\napiVersion: v1\nkind: B\nmetadata: {name: b}\n--- \
+                    {apiVersion: v1, kind: List, items: [{apiVersion: v1, kind: C, metadata: {name: c}}, {apiVersion: v1, kind: D, metadata: {name: d}}]}\n\
+                    ---\n# note\napiVersion: v1\nkind: E\nmetadata: {name: e}\n";
+        let src = manifest::source(&Input::File(PathBuf::from("f.yaml")), text.to_string());
+        let mut objects = Vec::new();
+        manifest::parse_each(0, &src, &mut |o| objects.push(o));
+        let kinds: Vec<&str> = objects.iter().map(Object::kind).collect();
+        assert_eq!(kinds, ["A", "B", "C", "D", "E"]);
+        let loaded = Loaded {
+            files: vec![src],
+            objects,
+            errors: Vec::new(),
+        };
+        let wanted: Wanted = [0, 2, 3, 4].iter().map(|&i| (i, i, vec![0])).collect();
+        let again = documents_again(&loaded, BTreeMap::from([(0, wanted)]));
+        let text = &loaded.files[0].text;
+        let read: Vec<(&str, usize, Vec<usize>)> = again
+            .iter()
+            .map(|a| {
+                let (span, skipped) = a.span.clone().unwrap();
+                (&text[span], skipped, a.wanted.iter().map(|w| w.1).collect())
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (
+                    "# head\napiVersion: v1\nkind: A\nmetadata: {name: a}\n",
+                    0,
+                    vec![0]
+                ),
+                (
+                    "--- {apiVersion: v1, kind: List, items: [{apiVersion: v1, kind: C, metadata: {name: c}}, {apiVersion: v1, kind: D, metadata: {name: d}}]}\n",
+                    8,
+                    vec![2, 3]
+                ),
+                (
+                    "---\n# note\napiVersion: v1\nkind: E\nmetadata: {name: e}\n",
+                    9,
+                    vec![4]
+                ),
+            ]
+        );
+        // Each read alone gives its objects at their lines in the file.
+        for a in &again {
+            let (span, skipped) = a.span.clone().unwrap();
+            let part = manifest::source(&loaded.files[0].input, text[span].to_string());
+            let mut lines = Vec::new();
+            manifest::parse_each(0, &part, &mut |o| {
+                lines.push((o.kind().to_string(), o.line + skipped))
+            });
+            let known: Vec<(String, usize)> = a
+                .wanted
+                .iter()
+                .map(|w| {
                     (
-                        loaded.objects[f.object].describe(),
-                        f.policy,
-                        f.path.clone(),
-                        f.message.clone(),
+                        loaded.objects[w.1].kind().to_string(),
+                        loaded.objects[w.1].line,
                     )
                 })
                 .collect();
-            out.sort();
-            out
+            assert_eq!(lines, known);
+        }
+        // A JSON file is read whole.
+        let json = manifest::source(
+            &Input::File(PathBuf::from("f.json")),
+            "{\"apiVersion\": \"v1\", \"kind\": \"A\"}\n{\"apiVersion\": \"v1\", \"kind\": \"B\"}\n".to_string(),
+        );
+        let mut objects = Vec::new();
+        manifest::parse_each(0, &json, &mut |o| objects.push(o));
+        let loaded = Loaded {
+            files: vec![json],
+            objects,
+            errors: Vec::new(),
         };
-        assert_eq!(all(&loaded, &findings), all(&roomy, &roomy_findings));
-        let first = |i: usize, input: &Input| Ok(manifest::source(input, texts[1 - i].clone()));
-        let (early, early_findings) = check(&inputs, &first, &engine, &config);
-        assert_eq!(all(&loaded, &findings), all(&early, &early_findings));
+        let again = documents_again(&loaded, BTreeMap::from([(0, vec![(1, 1, vec![0])])]));
+        assert!(again.len() == 1 && again[0].span.is_none());
     }
 
     #[test]

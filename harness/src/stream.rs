@@ -257,20 +257,10 @@ pub fn check_with<H: PerFile>(
         &again,
         || engine.worker(&store),
         |worker, _, (index, policies)| {
-            let subject = Subject::new(&loaded.objects[*index]);
-            policies
-                .iter()
-                .flat_map(|&p| {
-                    engine.review(worker, p, &subject, &store).into_iter().map(
-                        move |(path, message)| Finding {
-                            object: *index,
-                            policy: p,
-                            path,
-                            message,
-                        },
-                    )
-                })
-                .collect::<Vec<_>>()
+            let mut out = Vec::new();
+            let object = &loaded.objects[*index];
+            review_again(engine, worker, &store, (*index, policies, object), &mut out);
+            out
         },
     );
     findings.extend(redone.into_iter().flatten());
@@ -278,100 +268,40 @@ pub fn check_with<H: PerFile>(
         let o = &mut loaded.objects[index];
         *o = o.identity();
     }
-    // The objects not kept, parsed again from their files' text and evaluated on the complete
-    // cluster state: each document of a YAML file alone, on every core; what is not found so,
-    // and JSON files, in one reading of the whole file.
-    let units = documents_again(&loaded, reread);
-    let redone = par_map(
-        &units,
-        || engine.worker(&store),
-        |worker, _, unit| {
-            let mut out = Vec::new();
-            let mut left = Vec::new();
-            let src = &loaded.files[unit.position];
-            let mut evaluate = |index: usize, policies: &[usize], o: &Object| {
-                let subject = Subject::new(o);
-                for &p in policies {
-                    let got = engine.review(worker, p, &subject, &store);
-                    out.extend(got.into_iter().map(|(path, message)| Finding {
-                        object: index,
-                        policy: p,
-                        path,
-                        message,
-                    }));
-                }
-            };
-            match &unit.span {
-                Some((span, skipped)) => {
-                    let document = SourceFile {
-                        input: src.input.clone(),
-                        name: src.name.clone(),
-                        text: src.text[span.clone()].to_string(),
-                        json: false,
-                    };
-                    let mut found = vec![false; unit.wanted.len()];
-                    manifest::parse_each(unit.position, &document, &mut |mut o| {
-                        o.line += skipped;
-                        let at = unit.wanted.iter().position(|(_, index, _)| {
-                            let known = &loaded.objects[*index];
-                            known.line == o.line && known.prefix == o.prefix
-                        });
-                        if let Some(k) = at
-                            && !found[k]
-                            && o.identity().value == loaded.objects[unit.wanted[k].1].value
-                        {
-                            found[k] = true;
-                            evaluate(unit.wanted[k].1, &unit.wanted[k].2, &o);
-                        }
-                    });
-                    left.extend(
-                        unit.wanted
-                            .iter()
-                            .zip(found)
-                            .filter(|(_, f)| !f)
-                            .map(|(w, _)| w.clone()),
-                    );
-                }
-                None => {
-                    let mut wanted = unit.wanted.iter().peekable();
-                    let mut seq = 0;
-                    manifest::parse_each(unit.position, src, &mut |o| {
-                        if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
-                            evaluate(*index, policies, &o);
-                        }
-                        seq += 1;
-                    });
-                }
-            }
-            (out, left)
-        },
-    );
+    // The objects not kept, parsed again from their files' text: each document of a YAML file
+    // alone, on every core; what is not found so, and JSON files, from the whole file.
+    let read_again = |units: &[Again]| {
+        par_map(
+            units,
+            || engine.worker(&store),
+            |worker, _, unit| {
+                let mut out = Vec::new();
+                let left = unit.parse(&loaded, &mut |index, policies, o| {
+                    review_again(engine, worker, &store, (index, policies, o), &mut out);
+                });
+                (out, left)
+            },
+        )
+    };
     let mut whole: BTreeMap<usize, Wanted> = BTreeMap::new();
-    for (unit, (found, left)) in units.iter().zip(redone) {
+    let units = documents_again(&loaded, reread);
+    for (unit, (found, left)) in units.iter().zip(read_again(&units)) {
         findings.extend(found);
         whole.entry(unit.position).or_default().extend(left);
     }
-    let mut worker = engine.worker(&store);
-    for (position, mut wanted) in whole.into_iter().filter(|(_, w)| !w.is_empty()) {
-        wanted.sort_unstable_by_key(|w| w.0);
-        let mut wanted = wanted.into_iter().peekable();
-        let mut seq = 0;
-        manifest::parse_each(position, &loaded.files[position], &mut |o| {
-            if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
-                let subject = Subject::new(&o);
-                for p in policies {
-                    let got = engine.review(&mut worker, p, &subject, &store);
-                    findings.extend(got.into_iter().map(|(path, message)| Finding {
-                        object: index,
-                        policy: p,
-                        path,
-                        message,
-                    }));
-                }
+    let units: Vec<Again> = whole
+        .into_iter()
+        .filter(|(_, left)| !left.is_empty())
+        .map(|(position, mut wanted)| {
+            wanted.sort_unstable_by_key(|w| w.0);
+            Again {
+                position,
+                span: None,
+                wanted,
             }
-            seq += 1;
-        });
-    }
+        })
+        .collect();
+    findings.extend(read_again(&units).into_iter().flat_map(|(found, _)| found));
     // Object order, then policy order; a policy's own findings keep theirs.
     findings.sort_by_key(|f| (f.object, f.policy));
     (loaded, findings, states)
@@ -433,6 +363,73 @@ fn documents_again(loaded: &Loaded, reread: BTreeMap<usize, Wanted>) -> Vec<Agai
         }
     }
     out
+}
+
+impl Again {
+    /// Parse the wanted objects again and hand each to `each` (index, policies, object);
+    /// returns those not found in the span.
+    fn parse(&self, loaded: &Loaded, each: &mut dyn FnMut(usize, &[usize], &Object)) -> Wanted {
+        let src = &loaded.files[self.position];
+        let Some((span, skipped)) = &self.span else {
+            let mut wanted = self.wanted.iter().peekable();
+            let mut seq = 0;
+            manifest::parse_each(self.position, src, &mut |o| {
+                if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
+                    each(*index, policies, &o);
+                }
+                seq += 1;
+            });
+            return Vec::new();
+        };
+        let document = SourceFile {
+            input: src.input.clone(),
+            name: src.name.clone(),
+            text: src.text[span.clone()].to_string(),
+            json: false,
+        };
+        let mut found = vec![false; self.wanted.len()];
+        manifest::parse_each(self.position, &document, &mut |mut o| {
+            o.line += skipped;
+            let at = self.wanted.iter().position(|(_, index, _)| {
+                let known = &loaded.objects[*index];
+                known.line == o.line && known.prefix == o.prefix
+            });
+            if let Some(k) = at
+                && !found[k]
+                && o.identity().value == loaded.objects[self.wanted[k].1].value
+            {
+                found[k] = true;
+                each(self.wanted[k].1, &self.wanted[k].2, &o);
+            }
+        });
+        self.wanted
+            .iter()
+            .zip(found)
+            .filter(|(_, f)| !f)
+            .map(|(w, _)| w.clone())
+            .collect()
+    }
+}
+
+/// The findings of `policies` on the object at `index`, evaluated again on the complete cluster
+/// state, into `out`.
+fn review_again(
+    engine: &Engine,
+    worker: &mut Worker,
+    store: &ObjectStore,
+    (index, policies, object): (usize, &[usize], &Object),
+    out: &mut Vec<Finding>,
+) {
+    let subject = Subject::new(object);
+    for &p in policies {
+        let got = engine.review(worker, p, &subject, store);
+        out.extend(got.into_iter().map(|(path, message)| Finding {
+            object: index,
+            policy: p,
+            path,
+            message,
+        }));
+    }
 }
 
 /// One thread: read, parse and evaluate in turn (the browser build has no threads).

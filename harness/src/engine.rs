@@ -524,6 +524,7 @@ mod modules {
                 modules.push(module);
                 settings.push(serde_json::to_vec(&s)?);
             }
+            crate::host::release_freed_memory();
             Ok((
                 infos,
                 Modules {

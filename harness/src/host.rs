@@ -185,6 +185,15 @@ impl Drop for Host {
     }
 }
 
+/// Return to the system the memory this thread freed, now rather than when mimalloc next
+/// purges (the binaries' allocator, see the workspace Cargo.toml). Called once the modules are
+/// compiled: a first `check --policy` (no module cached yet) otherwise carried the compiler's
+/// freed pages into the evaluation, 252-257 MB at its peak on a 15 MiB `List`, 241 MB with it.
+pub fn release_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointer and only frees pages that hold no live block.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 /// `$XDG_CACHE_HOME/stackguard/wasmtime`, else `~/.cache/stackguard/wasmtime`.
 pub fn default_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")

@@ -65,16 +65,22 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
         path: String::new(),
         message: message.to_string(),
     };
-    // Every document is read once and only fingerprinted (a file may hold many, read on every
-    // core), and each one to edit must hold `before`.
-    let prints = Fingerprints::new();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let print = |v: &Value| prints.of(v);
-    let (read, errors_before) =
-        yaml::map_documents(text, &yaml::LIMITS, threads, yaml::MIN_PART, &print);
-    let errors_before = errors_before.len();
-    let originals: HashMap<usize, u64> = read.into_iter().collect();
     let mut seen = HashSet::new();
+    for e in &edits {
+        if !seen.insert(e.doc_index) {
+            return Err(fail(e.doc_index, "two edits for one document"));
+        }
+    }
+    // One reading: every document fingerprinted (a file may hold many, not kept), and the ones
+    // to edit composed; each of those must hold `before`.
+    let prints = Fingerprints::new();
+    let mut originals: HashMap<usize, u64> = HashMap::new();
+    let mut composer = Composer::new(&seen);
+    let errors_before = yaml::each_document_also(text, &yaml::LIMITS, &mut composer, &mut |d| {
+        originals.insert(d.index, prints.of(&d.value));
+    })
+    .len();
+    let trees = composer.trees;
     for e in &edits {
         let Some(&original) = originals.get(&e.doc_index) else {
             return Err(fail(e.doc_index, "no such document, or it cannot be read"));
@@ -85,11 +91,7 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
                 "the document does not hold the object to edit",
             ));
         }
-        if !seen.insert(e.doc_index) {
-            return Err(fail(e.doc_index, "two edits for one document"));
-        }
     }
-    let trees = compose(text, &seen);
     let mut planner = Planner {
         text,
         style: Style::detect(text, trees.values()),
@@ -125,6 +127,8 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
         .iter()
         .map(|e| (e.doc_index, prints.of(e.after)))
         .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let print = |v: &Value| prints.of(v);
     let (read, errors_after) =
         yaml::map_documents(&out, &yaml::LIMITS, threads, yaml::MIN_PART, &print);
     let errors_after = errors_after.len();
@@ -219,29 +223,25 @@ enum Kind {
 }
 
 /// The trees of documents `wanted`.
-fn compose(text: &str, wanted: &HashSet<usize>) -> HashMap<usize, Node> {
-    let mut c = Composer {
-        wanted,
-        last: wanted.iter().copied().max().unwrap_or(0),
-        trees: HashMap::new(),
-        stack: Vec::new(),
-        current: None,
-    };
-    yaml::drive(text, &mut c);
-    c.trees
-}
-
 struct Composer<'w> {
     wanted: &'w HashSet<usize>,
-    /// The last document wanted.
-    last: usize,
     trees: HashMap<usize, Node>,
     stack: Vec<Node>,
     /// The document being composed, when it is wanted.
     current: Option<usize>,
 }
 
-impl Composer<'_> {
+impl<'w> Composer<'w> {
+    /// Composes the documents `wanted`.
+    fn new(wanted: &'w HashSet<usize>) -> Self {
+        Composer {
+            wanted,
+            trees: HashMap::new(),
+            stack: Vec::new(),
+            current: None,
+        }
+    }
+
     fn add(&mut self, node: Node) {
         match self.stack.last_mut() {
             Some(Node {
@@ -263,9 +263,6 @@ impl Composer<'_> {
 
 impl Sink for Composer<'_> {
     fn start(&mut self, index: usize, _line: usize) -> Step {
-        if index > self.last {
-            return Step::Stop;
-        }
         self.stack.clear();
         self.current = self.wanted.contains(&index).then_some(index);
         Step::Go

@@ -148,7 +148,23 @@ struct FileState {
     failed: Option<String>,
     /// Lines the edits so far added (the held objects' lines are those of the file as read).
     added_lines: usize,
+    /// Where the documents still to write start at the earliest: the start of the last
+    /// flush's first region (a `kind: List` may have items on both sides of a flush).
+    from: Mark,
     fix: FileFix,
+}
+
+/// A line start in a text: its byte offset and its (1-based) line number.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Mark {
+    offset: usize,
+    line: usize,
+}
+
+impl Default for Mark {
+    fn default() -> Self {
+        Mark { offset: 0, line: 1 }
+    }
 }
 
 impl Repairs<'_> {
@@ -177,17 +193,20 @@ impl Repairs<'_> {
         let parts: Vec<Part<'_>> = if src.json {
             vec![Part {
                 range: 0..text.len(),
+                start: Mark::default(),
                 first_doc: 0,
                 held: &held[..],
             }]
         } else {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            runs(&text, &held, state.added_lines, threads)
+            runs(&text, &held, state.added_lines, state.from, threads)
                 .into_iter()
                 .map(|run| {
-                    let (range, first_doc) = region(&text, run, state.added_lines);
+                    let (range, start, first_doc) =
+                        region(&text, run, state.added_lines, state.from);
                     Part {
                         range,
+                        start,
                         first_doc,
                         held: run,
                     }
@@ -216,6 +235,10 @@ impl Repairs<'_> {
                     state.added_lines += lines(&edited) - lines(&text[part.range.clone()]);
                     text.replace_range(part.range.clone(), &edited);
                 }
+                // Nothing before the first region changed.
+                if let Some(first) = parts.first() {
+                    state.from = first.start;
+                }
             }
         }
         state.text = Some(text);
@@ -225,6 +248,8 @@ impl Repairs<'_> {
 /// Held objects to write into one region of a file's text.
 struct Part<'h> {
     range: Range<usize>,
+    /// The region's first line.
+    start: Mark,
     /// The index of the region's first document in the file.
     first_doc: usize,
     held: &'h [(Object, Repair)],
@@ -241,9 +266,10 @@ fn runs<'h>(
     text: &str,
     held: &'h [(Object, Repair)],
     added_lines: usize,
+    from: Mark,
     n: usize,
 ) -> Vec<&'h [(Object, Repair)]> {
-    let (whole, _) = region(text, held, added_lines);
+    let (whole, _, _) = region(text, held, added_lines, from);
     if n < 2 || whole.len() < 2 * MIN_RUN {
         return vec![held];
     }
@@ -261,36 +287,49 @@ fn runs<'h>(
 
 /// The part of `text` (the file with `added_lines` more lines than as read) from the line the
 /// first held object's document starts on to the `---` line after the last one's (or the end),
-/// and the index of that first document.
-fn region(text: &str, held: &[(Object, Repair)], added_lines: usize) -> (Range<usize>, usize) {
+/// where it starts, and the index of that first document. `text` is read from `from`: a line
+/// start at or before the first held object's document, inside the document of a `kind: List`
+/// item only at its start.
+fn region(
+    text: &str,
+    held: &[(Object, Repair)],
+    added_lines: usize,
+    from: Mark,
+) -> (Range<usize>, Mark, usize) {
     let (first, last) = (&held[0].0, &held[held.len() - 1].0);
-    let (from, to) = (first.line + added_lines, last.line + added_lines);
+    let (first_line, last_line) = (first.line + added_lines, last.line + added_lines);
     // An item of a `kind: List` (its earlier items may have been written in an earlier round)
     // is edited with its whole document: from the line after the `---` before it.
     let whole_document = !first.prefix.is_empty();
-    let mut document_start = 0;
-    let mut start = 0;
+    let mut document_start = from;
+    let mut start = from;
     let mut end = text.len();
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let number = i + 1;
-        if number < from && yaml::is_document_marker(line) {
-            document_start = offset + line.len();
+    let mut offset = from.offset;
+    for (i, line) in text[from.offset..].split_inclusive('\n').enumerate() {
+        let number = from.line + i;
+        if number < first_line && yaml::is_document_marker(line) {
+            document_start = Mark {
+                offset: offset + line.len(),
+                line: number + 1,
+            };
         }
-        if number == from {
+        if number == first_line {
             start = if whole_document {
                 document_start
             } else {
-                offset
+                Mark {
+                    offset,
+                    line: number,
+                }
             };
         }
-        if number > to && yaml::is_document_marker(line) {
+        if number > last_line && yaml::is_document_marker(line) {
             end = offset;
             break;
         }
         offset += line.len();
     }
-    (start..end, first.doc)
+    (start.offset..end, start, first.doc)
 }
 
 fn lines(text: &str) -> usize {
@@ -783,7 +822,70 @@ mod write {
 
 #[cfg(test)]
 mod tests {
-    use super::unified_diff;
+    use super::{Mark, Object, Repair, region, unified_diff};
+    use crate::manifest::{self, Input, SourceFile};
+
+    /// The objects of `text` (a YAML file), each with a repair that changes nothing.
+    fn held(text: &str) -> Vec<(Object, Repair)> {
+        let src = SourceFile {
+            input: Input::Stdin,
+            name: "-".to_string(),
+            text: text.to_string(),
+            json: false,
+        };
+        let mut out = Vec::new();
+        let errors = manifest::parse_each(0, &src, &mut |o| {
+            let object = o.value.clone();
+            out.push((o, Repair { object, by: vec![] }));
+        });
+        assert!(errors.is_empty(), "{errors:?}");
+        out
+    }
+
+    #[test]
+    fn a_region_read_from_the_last_flush_is_the_one_read_from_the_start() {
+        let pod = |name: &str, indent: &str| {
+            format!(
+                "{indent}apiVersion: v1\n{indent}kind: Pod\n{indent}metadata: {{name: {name}}}\n"
+            )
+        };
+        let item = |name: &str| format!("-{}", &pod(name, "  ")[1..]);
+        let text = &format!(
+            "# head\n---\n{}---\n# a list\napiVersion: v1\nkind: List\nitems:\n{}{}{}---\n{}...\n---\n{}",
+            pod("a", ""),
+            item("b"),
+            item("c"),
+            item("d"),
+            pod("e", ""),
+            pod("f", "")
+        );
+        let objects = held(text);
+        assert_eq!(objects.len(), 6);
+        let line_of = |m: &Mark| text[..m.offset].matches('\n').count() + 1;
+        // Any two flushes in a row (the second one starting anywhere after the first): read
+        // from where the first flush's region starts, the second flush's region is the one read
+        // from the start, and so is where it starts.
+        for begin in 0..objects.len() {
+            for cut in begin + 1..objects.len() {
+                for end in cut + 1..=objects.len() {
+                    let (first, from, _) = region(text, &objects[begin..cut], 0, Mark::default());
+                    assert_eq!(from.offset, first.start);
+                    assert_eq!(from.line, line_of(&from));
+                    let second = &objects[cut..end];
+                    let whole = region(text, second, 0, Mark::default());
+                    let resumed = region(text, second, 0, from);
+                    assert_eq!(resumed, whole, "{begin}..{cut}, then ..{end}");
+                    assert_eq!(whole.1.line, line_of(&whole.1));
+                }
+            }
+        }
+        // A list item's region is its whole document, from the line after its `---`.
+        let (range, start, doc) = region(text, &objects[2..3], 0, Mark::default());
+        assert_eq!(doc, 1);
+        assert!(text[range.clone()].starts_with("# a list\napiVersion: v1\nkind: List\n"));
+        assert!(text[range].ends_with("  metadata: {name: d}\n"));
+        assert_eq!(start.line, 7);
+    }
 
     /// `diff -u` (GNU diffutils) of two texts, without its two header lines.
     fn gnu_diff(old: &str, new: &str) -> String {

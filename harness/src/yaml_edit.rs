@@ -167,23 +167,11 @@ impl Fingerprints {
         Fingerprints(std::collections::hash_map::RandomState::new())
     }
 
-    /// The fingerprint of a value: a hash of its JSON form (keys in order: one form per value).
+    /// The fingerprint of a value: a hash of its structure (`Value`'s own `Hash`: equal values
+    /// hash equally, whatever order their keys were read in).
     pub fn of(&self, v: &Value) -> u64 {
-        use std::hash::{BuildHasher, Hasher};
-        struct Feed<H>(H);
-        impl<H: Hasher> std::io::Write for Feed<H> {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.write(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut feed = Feed(self.0.build_hasher());
-        // Writing a `Value` into a sink that never fails cannot fail.
-        let _ = serde_json::to_writer(&mut feed, v);
-        feed.0.finish()
+        use std::hash::BuildHasher;
+        self.0.hash_one(v)
     }
 }
 

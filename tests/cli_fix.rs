@@ -376,6 +376,13 @@ fn fix_then_check_on_the_shared_corpus() {
         changed.len()
     );
     assert!(changed.len() > 100, "only {} files fixed", changed.len());
+    // What `fix` reports as remaining (its objects judged as repaired, moved to their lines in
+    // the fixed files; the skipped files read again) is what `check` finds in the files now.
+    let (_, checked, _) = run(&dir, &["check", "--color", "never", "corpus"], None);
+    assert!(
+        stdout.ends_with(&checked),
+        "fix:\n{stdout}\ncheck:\n{checked}"
+    );
 
     // In-process: the original objects through Engine::fix, against the objects read back.
     let config = Config::default();
@@ -644,5 +651,65 @@ fn what_remains_is_what_check_finds_in_the_fixed_files() {
     assert!(
         fixed.ends_with(&checked),
         "fix:\n{fixed}\ncheck:\n{checked}"
+    );
+}
+
+/// Every fixture, a file of many block-style documents that each grow by the lines `fix` adds
+/// (the later objects' findings move down), and a `kind: List` whose first item is repaired:
+/// the remaining findings and errors `fix --diff` and `fix` report (the repaired objects judged
+/// when read, moved to their lines in the fixed text) are the ones `check` then finds in the
+/// fixed files, line for line.
+#[test]
+fn what_fix_reports_remaining_is_what_check_finds_after_it() {
+    let dir = scratch("remains-everywhere");
+    copy_tree(&root().join("fixtures"), &dir.join("fixtures"));
+    // Filled in: requests, securityContext; left: the plaintext password.
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources:\n      limits: {{cpu: 10m, memory: 16Mi}}\n    env:\n    - name: PASSWORD\n      value: hunter2\n"
+        )
+    };
+    let item = |pod: String| {
+        pod.lines()
+            .enumerate()
+            .map(|(i, l)| format!("{}{l}\n", if i == 0 { "- " } else { "  " }))
+            .collect::<String>()
+    };
+    let mut text = String::from("# many documents\n");
+    for i in 0..30 {
+        text.push_str(&format!("---\n{}", pod(&format!("p{i}"))));
+    }
+    std::fs::write(dir.join("many.yaml"), &text).unwrap();
+    // The first item is clean once fixed, the second keeps its password.
+    let clean = pod("l0").replace("    env:\n    - name: PASSWORD\n      value: hunter2\n", "");
+    assert_ne!(clean, pod("l0"));
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}{}",
+        item(clean),
+        item(pod("l1"))
+    );
+    std::fs::write(dir.join("list.yaml"), &list).unwrap();
+
+    let (_, diff_out, diff_report) = run(&dir, &["fix", "--diff", "--color", "never", "."], None);
+    assert!(diff_out.contains("+++ "), "{diff_out}");
+    let (code, fixed, _) = run(&dir, &["fix", "--color", "never", "."], None);
+    assert_eq!(code, 1, "{fixed}");
+    for file in ["many.yaml", "list.yaml", "fixtures/"] {
+        assert!(fixed.contains(&format!("fixed {file}")), "{fixed}");
+    }
+    let grown = std::fs::read_to_string(dir.join("many.yaml")).unwrap();
+    assert!(grown.lines().count() > text.lines().count() + 30, "{grown}");
+    let (_, checked, _) = run(&dir, &["check", "--color", "never", "."], None);
+    assert!(
+        checked.contains("many.yaml:") && checked.contains("list.yaml:"),
+        "{checked}"
+    );
+    assert!(
+        fixed.ends_with(&checked),
+        "fix:\n{fixed}\ncheck:\n{checked}"
+    );
+    assert!(
+        diff_report.ends_with(&checked),
+        "fix --diff:\n{diff_report}\ncheck:\n{checked}"
     );
 }

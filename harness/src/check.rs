@@ -180,6 +180,7 @@ pub fn build_engine(modules: &[PathBuf], config: &Config) -> Result<Engine> {
 }
 
 /// Every input read and parsed (in parallel), objects in input order.
+#[derive(Default)]
 pub struct Loaded {
     pub files: Vec<SourceFile>,
     pub objects: Vec<Object>,

@@ -69,8 +69,8 @@ pub struct FileFix {
     pub changes: Vec<Change>,
     /// Why the file is left untouched although something in it needs fixing.
     pub skipped: Option<String>,
-    /// Objects of it were repaired: they were not evaluated as read, and what remains in the
-    /// file is found by reading it again ([`remaining`]).
+    /// Objects of it were repaired: they were evaluated as repaired, not as read
+    /// ([`remaining`]).
     pub repaired: bool,
 }
 
@@ -339,10 +339,8 @@ fn lines(text: &str) -> usize {
 impl PerFile for Repairs<'_> {
     type State = FileState;
 
-    fn object(&self, state: &mut FileState, src: &SourceFile, o: &Object) -> bool {
-        let Some(repair) = self.engine.repair(o, self.config, &self.store) else {
-            return true;
-        };
+    fn object(&self, state: &mut FileState, src: &SourceFile, o: &Object) -> Option<Value> {
+        let repair = self.engine.repair(o, self.config, &self.store)?;
         state.fix.repaired = true;
         // The object as read and repaired, and as much again for the syntax tree its edit
         // builds. Over the budget, what this file holds is written into its text first (the
@@ -356,8 +354,15 @@ impl PerFile for Repairs<'_> {
             }
         }
         state.kept += bytes;
+        let repaired = repair.object.clone();
         state.held.push((o.clone(), repair));
-        false
+        Some(repaired)
+    }
+
+    fn again(&self, o: &Object) -> Option<Value> {
+        self.engine
+            .repair(o, self.config, &self.store)
+            .map(|r| r.object)
     }
 
     fn end(&self, state: &mut FileState, src: &SourceFile, errors: &[InputError]) {
@@ -366,18 +371,17 @@ impl PerFile for Repairs<'_> {
             return;
         }
         let changes = std::mem::take(&mut state.changes);
+        let fix = std::mem::take(&mut state.fix);
         state.fix = match state.failed.take() {
             None => FileFix {
                 fixed: state.text.take(),
                 changes,
-                skipped: None,
-                repaired: true,
+                ..fix
             },
             Some(reason) => FileFix {
-                fixed: None,
-                changes,
                 skipped: Some(reason),
-                repaired: true,
+                changes,
+                ..fix
             },
         };
     }
@@ -605,85 +609,126 @@ pub fn summary(loaded: &Loaded, fixes: &[FileFix], diff: bool) -> String {
     out
 }
 
-/// The report of what the policies still find once fixed. The files with repaired objects are
-/// read again (as fixed when `fixes` changed them), with every file holding objects the policies
-/// may look up (the cluster state they see); when a changed file holds such objects, every file
-/// is read again. The other files keep what was found when they were read.
+/// The report of what the policies still find once fixed. The repaired objects were evaluated
+/// as repaired when they were read ([`run`]): a fixed file keeps those findings, its objects
+/// and errors moved to their lines in the fixed text ([`Moved`]). A file with repaired objects
+/// that was not fixed (skipped, unreadable, or not written: its objects are the ones read) is
+/// read again, and with it every file holding objects the policies may look up (the cluster
+/// state they see); every file when one not fixed holds such objects (the first reading saw
+/// them repaired).
 pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
     let Fixed {
         loaded,
         fixes,
         findings,
     } = fixed;
-    let is_fixed = |k: usize| fixes.get(k).is_some_and(|f| f.fixed.is_some());
+    let count = loaded.files.len();
     let repaired = |k: usize| fixes.get(k).is_some_and(|f| f.repaired);
-    if !(0..loaded.files.len()).any(repaired) {
+    if !(0..count).any(repaired) {
         return check::build_report(loaded, engine, findings.clone());
     }
+    let moved: Vec<Option<Moved>> = (0..count)
+        .map(|k| Moved::new(&loaded.files[k].text, fixes.get(k)?.fixed.as_deref()?))
+        .collect();
+    let stale = |k: usize| repaired(k) && moved[k].is_none();
     let kinds = engine.context_kinds();
-    let mut holds_context = vec![false; loaded.files.len()];
+    let mut holds_context = vec![false; count];
     for o in &loaded.objects {
         if kinds.contains(&(o.api_version(), o.kind())) {
             holds_context[o.file] = true;
         }
     }
-    let context_changed = (0..loaded.files.len()).any(|k| is_fixed(k) && holds_context[k]);
+    let context_stale = (0..count).any(|k| {
+        repaired(k) && holds_context[k] && fixes.get(k).is_some_and(|f| f.fixed.is_none())
+    });
+    let any_stale = (0..count).any(stale);
     // In input order, so that of two objects of the same identity the later still counts.
-    let again_files: Vec<usize> = (0..loaded.files.len())
-        .filter(|&k| context_changed || repaired(k) || holds_context[k])
+    let again_files: Vec<usize> = (0..count)
+        .filter(|&k| context_stale || stale(k) || (any_stale && holds_context[k]))
         .collect();
-    let inputs: Vec<Input> = again_files
-        .iter()
-        .map(|&k| loaded.files[k].input.clone())
-        .collect();
-    let read = |j: usize, _: &Input| {
-        let k = again_files[j];
-        let src = &loaded.files[k];
-        Ok(SourceFile {
-            input: src.input.clone(),
-            name: src.name.clone(),
-            text: fixes[k].fixed.clone().unwrap_or_else(|| src.text.clone()),
-            json: src.json,
-        })
+    let (again, again_findings) = if again_files.is_empty() {
+        (Loaded::default(), Vec::new())
+    } else {
+        let inputs: Vec<Input> = again_files
+            .iter()
+            .map(|&k| loaded.files[k].input.clone())
+            .collect();
+        let read = |j: usize, _: &Input| {
+            let k = again_files[j];
+            let src = &loaded.files[k];
+            Ok(SourceFile {
+                input: src.input.clone(),
+                name: src.name.clone(),
+                text: fixes[k].fixed.clone().unwrap_or_else(|| src.text.clone()),
+                json: src.json,
+            })
+        };
+        crate::stream::check(&inputs, &read, engine, config)
     };
-    let (again, again_findings) = crate::stream::check(&inputs, &read, engine, config);
 
-    // The objects of each file, from the first reading or the second, renumbered; the errors of
-    // a file read again are those of the second reading.
+    // The objects of each file, from the first reading (moved when fixed) or the second,
+    // renumbered; the errors of a file read again are those of the second reading.
     let read_again: std::collections::HashSet<&str> = again_files
         .iter()
         .map(|&k| loaded.files[k].name.as_str())
         .collect();
+    let moved_by_name: std::collections::HashMap<&str, &Moved> = (0..count)
+        .filter_map(|k| Some((loaded.files[k].name.as_str(), moved[k].as_ref()?)))
+        .collect();
     let mut merged = Loaded {
-        files: Vec::with_capacity(loaded.files.len()),
+        files: Vec::with_capacity(count),
         objects: Vec::new(),
         errors: loaded
             .errors
             .iter()
             .filter(|e| !read_again.contains(e.file.as_str()))
-            .cloned()
+            .map(|e| InputError {
+                line: e
+                    .line
+                    .map(|l| moved_by_name.get(e.file.as_str()).map_or(l, |m| m.line(l))),
+                ..e.clone()
+            })
             .collect(),
     };
     merged.errors.extend(again.errors);
     let mut merged_findings = Vec::new();
-    let first_reading = file_ranges(&loaded.objects, loaded.files.len());
+    let first_reading = file_ranges(&loaded.objects, count);
     let second_reading = file_ranges(&again.objects, again.files.len());
     for (k, src) in loaded.files.iter().enumerate() {
-        let (objects, findings, range, file) = match again_files.iter().position(|&c| c == k) {
+        let position = merged.files.len();
+        let (objects, findings, range, file, shift) = match again_files.iter().position(|&c| c == k)
+        {
             Some(j) => (
                 &again.objects,
                 &again_findings,
                 second_reading[j].clone(),
-                &again.files[j],
+                again.files[j].clone(),
+                None,
             ),
-            None => (&loaded.objects, findings, first_reading[k].clone(), src),
+            None => {
+                let shift = moved[k].as_ref();
+                let file = match fixes.get(k).and_then(|f| f.fixed.as_ref()) {
+                    Some(text) if shift.is_some() => SourceFile {
+                        text: text.clone(),
+                        ..src.clone()
+                    },
+                    _ => src.clone(),
+                };
+                (
+                    &loaded.objects,
+                    findings,
+                    first_reading[k].clone(),
+                    file,
+                    shift,
+                )
+            }
         };
         let base = merged.objects.len();
-        let position = merged.files.len();
         merged
             .objects
             .extend(objects[range.clone()].iter().map(|o| Object {
                 file: position,
+                line: shift.map_or(o.line, |m| m.line(o.line)),
                 ..o.clone()
             }));
         // Findings are in object order.
@@ -693,9 +738,42 @@ pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
             object: f.object - range.start + base,
             ..f.clone()
         }));
-        merged.files.push(file.clone());
+        merged.files.push(file);
     }
     check::build_report(&merged, engine, merged_findings)
+}
+
+/// Where the lines of a file as read are in its fixed text. An edit only adds to a document,
+/// after the line it starts on (an object's line, also for the items of a `kind: List`), and
+/// never a `---` line: the documents pair up by their markers, and a line at or after a
+/// document's start moves with the document's marker.
+struct Moved {
+    /// The `---` lines of the text as read, and of the fixed text.
+    old: Vec<usize>,
+    new: Vec<usize>,
+}
+
+impl Moved {
+    /// `None` when the two texts' document markers do not pair up.
+    fn new(old: &str, new: &str) -> Option<Moved> {
+        let markers = |text: &str| -> Vec<usize> {
+            text.split_inclusive('\n')
+                .enumerate()
+                .filter(|(_, line)| yaml::is_document_marker(line))
+                .map(|(i, _)| i + 1)
+                .collect()
+        };
+        let (old, new) = (markers(old), markers(new));
+        (old.len() == new.len()).then_some(Moved { old, new })
+    }
+
+    /// Line `line` of the text as read in the fixed text.
+    fn line(&self, line: usize) -> usize {
+        match self.old.partition_point(|&m| m <= line) {
+            0 => line,
+            k => line - self.old[k - 1] + self.new[k - 1],
+        }
+    }
 }
 
 /// The range of `objects` (grouped by file, in file order) each of `files` files holds.

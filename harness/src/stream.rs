@@ -17,6 +17,7 @@ use crate::context::{self, ObjectStore};
 use crate::engine::{Engine, Finding, Subject, Worker, par_map};
 use crate::manifest::{self, Input, InputError, Object, SourceFile};
 use crate::yaml;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -31,13 +32,16 @@ const QUEUE: usize = 4;
 pub type Read<'a> = dyn Fn(usize, &Input) -> Result<SourceFile, InputError> + Sync + 'a;
 
 /// Work done on the thread that parses a file, beside the evaluation: `fix` repairs each object
-/// as it is read and edits the file once it is read.
+/// as it is read (the repaired object is the one evaluated) and edits the file once it is read.
 pub trait PerFile: Sync {
     /// What it keeps of one file.
     type State: Send + Default;
-    /// An object of `src` as read, before it is evaluated; `false`: do not evaluate it (its
-    /// findings are not wanted).
-    fn object(&self, state: &mut Self::State, src: &SourceFile, o: &Object) -> bool;
+    /// An object of `src` as read, before it is evaluated: the value to evaluate in its place,
+    /// `None` for its own.
+    fn object(&self, state: &mut Self::State, src: &SourceFile, o: &Object) -> Option<Value>;
+    /// What [`PerFile::object`] gave for `o`, parsed again from its file for the second pass
+    /// (the same value: without the file's state).
+    fn again(&self, o: &Object) -> Option<Value>;
     /// The file is read; `errors` are its unreadable documents.
     fn end(&self, state: &mut Self::State, src: &SourceFile, errors: &[InputError]);
 }
@@ -45,8 +49,11 @@ pub trait PerFile: Sync {
 /// A plain check.
 impl PerFile for () {
     type State = ();
-    fn object(&self, _: &mut (), _: &SourceFile, _: &Object) -> bool {
-        true
+    fn object(&self, _: &mut (), _: &SourceFile, _: &Object) -> Option<Value> {
+        None
+    }
+    fn again(&self, _: &Object) -> Option<Value> {
+        None
     }
     fn end(&self, _: &mut (), _: &SourceFile, _: &[InputError]) {}
 }
@@ -112,20 +119,9 @@ impl Shared<'_> {
         None
     }
 
-    /// Evaluate `o` (unless `skip`); what looked up an incomplete store is marked to evaluate
-    /// again (the object kept whole while the budget allows).
-    fn review(&self, worker: &mut Worker, (input, seq, o, skip): Queued) -> Reviewed {
-        if skip {
-            return Reviewed {
-                input,
-                seq,
-                object: o.identity(),
-                findings: Vec::new(),
-                again: Vec::new(),
-                reread: false,
-                error: None,
-            };
-        }
+    /// Evaluate `o`; what looked up an incomplete store is marked to evaluate again (the object
+    /// kept whole while the budget allows).
+    fn review(&self, worker: &mut Worker, (input, seq, o): Queued) -> Reviewed {
         let complete = self.complete.load(Ordering::Acquire);
         let mut findings = Vec::new();
         let mut again = Vec::new();
@@ -276,7 +272,7 @@ pub fn check_with<H: PerFile>(
             || engine.worker(&store),
             |worker, _, unit| {
                 let mut out = Vec::new();
-                let left = unit.parse(&loaded, &mut |index, policies, o| {
+                let left = unit.parse(&loaded, per_file, &mut |index, policies, o| {
                     review_again(engine, worker, &store, (index, policies, o), &mut out);
                 });
                 (out, left)
@@ -366,15 +362,26 @@ fn documents_again(loaded: &Loaded, reread: BTreeMap<usize, Wanted>) -> Vec<Agai
 }
 
 impl Again {
-    /// Parse the wanted objects again and hand each to `each` (index, policies, object);
-    /// returns those not found in the span.
-    fn parse(&self, loaded: &Loaded, each: &mut dyn FnMut(usize, &[usize], &Object)) -> Wanted {
+    /// Parse the wanted objects again and hand each to `each` (index, policies, object, with
+    /// `per_file`'s value in its place); returns those not found in the span.
+    fn parse<H: PerFile>(
+        &self,
+        loaded: &Loaded,
+        per_file: &H,
+        each: &mut dyn FnMut(usize, &[usize], &Object),
+    ) -> Wanted {
         let src = &loaded.files[self.position];
+        let instead = |o: &mut Object| {
+            if let Some(value) = per_file.again(o) {
+                o.value = value;
+            }
+        };
         let Some((span, skipped)) = &self.span else {
             let mut wanted = self.wanted.iter().peekable();
             let mut seq = 0;
-            manifest::parse_each(self.position, src, &mut |o| {
+            manifest::parse_each(self.position, src, &mut |mut o| {
                 if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
+                    instead(&mut o);
                     each(*index, policies, &o);
                 }
                 seq += 1;
@@ -394,10 +401,11 @@ impl Again {
                 let known = &loaded.objects[*index];
                 known.line == o.line && known.prefix == o.prefix
             });
-            if let Some(k) = at
-                && !found[k]
-                && o.identity().value == loaded.objects[self.wanted[k].1].value
-            {
+            let Some(k) = at.filter(|&k| !found[k]) else {
+                return;
+            };
+            instead(&mut o);
+            if o.identity().value == loaded.objects[self.wanted[k].1].value {
                 found[k] = true;
                 each(self.wanted[k].1, &self.wanted[k].2, &o);
             }
@@ -468,9 +476,12 @@ fn read_file<H: PerFile>(
     let mut seq = 0;
     let mut batch = Vec::with_capacity(BATCH);
     let errors = manifest::parse_each(i, &src, &mut |o| {
+        let mut o = o;
+        if let Some(value) = per_file.object(&mut state, &src, &o) {
+            o.value = value;
+        }
         let e = shared.add_context(i, seq, &o);
-        let skip = !per_file.object(&mut state, &src, &o);
-        batch.push(((i, seq, o, skip), e));
+        batch.push(((i, seq, o), e));
         seq += 1;
         if batch.len() == BATCH {
             send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
@@ -483,9 +494,8 @@ fn read_file<H: PerFile>(
     Ok((src, errors, state))
 }
 
-/// An object to review: its input, its place in the file, the object, and whether to skip
-/// evaluating it.
-type Queued = (usize, usize, Object, bool);
+/// An object to review: its input, its place in the file, the object.
+type Queued = (usize, usize, Object);
 
 /// A message from a parsing thread: objects to review, each with an error about it.
 type Parsed = Vec<(Queued, Option<String>)>;
@@ -627,7 +637,6 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
     use std::path::PathBuf;
 
     /// The reference stack's PostgreSQL StatefulSet, its init ConfigMap, and the ConfigMap

@@ -71,25 +71,32 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
             return Err(fail(e.doc_index, "two edits for one document"));
         }
     }
-    // One reading: every document fingerprinted (a file may hold many, not kept), and the ones
-    // to edit composed; each of those must hold `before`.
+    // One reading: the documents to edit composed, each compared with its `before`, and every
+    // other document fingerprinted (a file may hold many, not kept).
     let prints = Fingerprints::new();
+    let before: HashMap<usize, &Value> = edits.iter().map(|e| (e.doc_index, e.before)).collect();
     let mut originals: HashMap<usize, u64> = HashMap::new();
+    let mut holds: HashMap<usize, bool> = HashMap::new();
     let mut composer = Composer::new(&seen);
     let errors_before = yaml::each_document_also(text, &yaml::LIMITS, &mut composer, &mut |d| {
-        originals.insert(d.index, prints.of(&d.value));
+        if let Some(&before) = before.get(&d.index) {
+            holds.insert(d.index, d.value == *before);
+        } else {
+            originals.insert(d.index, prints.of(&d.value));
+        }
     })
     .len();
     let trees = composer.trees;
     for e in &edits {
-        let Some(&original) = originals.get(&e.doc_index) else {
-            return Err(fail(e.doc_index, "no such document, or it cannot be read"));
-        };
-        if original != prints.of(e.before) {
-            return Err(fail(
-                e.doc_index,
-                "the document does not hold the object to edit",
-            ));
+        match holds.get(&e.doc_index) {
+            None => return Err(fail(e.doc_index, "no such document, or it cannot be read")),
+            Some(false) => {
+                return Err(fail(
+                    e.doc_index,
+                    "the document does not hold the object to edit",
+                ));
+            }
+            Some(true) => {}
         }
     }
     let mut planner = Planner {
@@ -143,7 +150,7 @@ pub fn apply_additions(text: &str, edits: &[DocEdit<'_>]) -> Result<String, Edit
             "the edited text would not read back as the fixed object: left unchanged",
         ));
     }
-    if read_back != originals.len() || errors_after != errors_before {
+    if read_back != originals.len() + holds.len() || errors_after != errors_before {
         return Err(fail(
             edits[0].doc_index,
             "the edited text would not read back as the same documents: left unchanged",

@@ -287,20 +287,30 @@ impl<'t, 'e> Scanner<'t, 'e> {
         let mut value = String::new();
         loop {
             let rest = &self.text[self.pos..];
-            // The run up to the next quote, escape or character libyaml reads otherwise.
-            let run = rest
-                .char_indices()
-                .find(|&(_, c)| {
-                    matches!(
-                        c,
-                        '"' | '\\' | '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}'
-                    ) || c < ' '
-                })
-                .map(|(i, _)| i)?;
+            // The run up to the next quote, escape or character libyaml reads otherwise (a byte
+            // at a time: a non-ASCII character is decoded only where one starts), and the
+            // number of characters in it.
+            let (mut run, mut chars) = (0, 0);
+            loop {
+                let b = *rest.as_bytes().get(run)?;
+                if b.is_ascii() {
+                    if b == b'"' || b == b'\\' || b < b' ' {
+                        break;
+                    }
+                    run += 1;
+                } else {
+                    let c = rest[run..].chars().next()?;
+                    if matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}') {
+                        break;
+                    }
+                    run += c.len_utf8();
+                }
+                chars += 1;
+            }
             if self.emit.is_some() {
                 value.push_str(&rest[..run]);
             }
-            self.column += rest[..run].chars().count();
+            self.column += chars;
             self.pos += run;
             match self.bytes[self.pos] {
                 b'"' => {

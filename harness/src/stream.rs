@@ -7,9 +7,10 @@
 //! others are evaluated. An evaluation that looked anything up before every input was read
 //! (see [`context::lookups`]) is made again once the cluster state is complete, so the findings
 //! are exactly those of evaluating after reading everything. The context, and the objects kept
-//! for that second pass, are bounded by a [`Budget`] (the objects by half of it); an object past
-//! it is parsed again from its file's text (kept for the report) for the second pass, so the
-//! findings never depend on the budget or on how far the evaluation is behind the reading.
+//! for that second pass (as their JSON text: a tenth to a thirtieth of their parsed size), are
+//! bounded by a [`Budget`] (the objects by half of it); an object past it is parsed again from
+//! its file's text (kept for the report) for the second pass, so the findings never depend on
+//! the budget or on how far the evaluation is behind the reading.
 
 use crate::check::Loaded;
 use crate::config::Config;
@@ -67,11 +68,10 @@ struct Reviewed {
     seq: usize,
     object: Object,
     findings: Vec<(usize, Option<String>, String)>,
-    /// Policies to evaluate again once the cluster state is complete: on the object kept whole,
-    /// or (past the budget) on the object parsed again from its file.
+    /// Policies to evaluate again once the cluster state is complete: on the object kept (its
+    /// JSON text in `kept`), or (past the budget) on the object parsed again from its file.
     again: Vec<usize>,
-    /// `again` is for the object parsed again (it was not kept).
-    reread: bool,
+    kept: Option<String>,
     /// Why this object's findings may miss context.
     error: Option<String>,
 }
@@ -101,6 +101,31 @@ impl Shared<'_> {
         self.budget.reserve_within(bytes, self.budget.limit / 2)
     }
 
+    /// `value` as JSON text, reserved among the objects waiting for the complete context
+    /// ([`Shared::keep_waiting`]); `None` when it does not fit (the writing stops there: an
+    /// object with aliases may be far larger than its text).
+    fn keep_json(&self, value: &Value) -> Option<String> {
+        struct Capped(Vec<u8>, usize);
+        impl std::io::Write for Capped {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0.len() + buf.len() > self.1 {
+                    return Err(std::io::ErrorKind::OutOfMemory.into());
+                }
+                self.0.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let kept = self.budget.kept.load(Ordering::Relaxed);
+        let room = (self.budget.limit / 2).saturating_sub(kept);
+        let mut out = Capped(Vec::new(), usize::try_from(room).unwrap_or(usize::MAX));
+        serde_json::to_writer(&mut out, value).ok()?;
+        let json = String::from_utf8(out.0).ok()?;
+        self.keep_waiting(json.len() as u64).then_some(json)
+    }
+
     /// Add a context object (the `seq`-th of input `input`) to the store; `Some(reason)` when
     /// it is over budget.
     fn add_context(&self, input: usize, seq: usize, o: &Object) -> Option<String> {
@@ -120,7 +145,7 @@ impl Shared<'_> {
     }
 
     /// Evaluate `o`; what looked up an incomplete store is marked to evaluate again (the object
-    /// kept whole while the budget allows).
+    /// kept as JSON text while the budget allows).
     fn review(&self, worker: &mut Worker, (input, seq, o): Queued) -> Reviewed {
         let complete = self.complete.load(Ordering::Acquire);
         let mut findings = Vec::new();
@@ -135,14 +160,18 @@ impl Shared<'_> {
             }
             findings.extend(got.into_iter().map(|(path, m)| (p, path, m)));
         }
-        let kept = !again.is_empty() && self.keep_waiting(yaml::estimated_bytes(&o.value));
+        let kept = if again.is_empty() {
+            None
+        } else {
+            self.keep_json(&o.value)
+        };
         Reviewed {
             input,
             seq,
-            object: if kept { o } else { o.identity() },
+            object: o.identity(),
             findings,
-            reread: !again.is_empty() && !kept,
             again,
+            kept,
             error: None,
         }
     }
@@ -226,13 +255,15 @@ pub fn check_with<H: PerFile>(
                             message,
                         }
                     }));
-                    if !r.again.is_empty() && r.reread {
-                        reread
-                            .entry(position)
-                            .or_default()
-                            .push((r.seq, index, r.again));
-                    } else if !r.again.is_empty() {
-                        again.push((index, r.again));
+                    match r.kept {
+                        Some(json) => again.push((position, r.seq, index, r.again, json)),
+                        None if !r.again.is_empty() => {
+                            reread
+                                .entry(position)
+                                .or_default()
+                                .push((r.seq, index, r.again));
+                        }
+                        None => {}
                     }
                     loaded.objects.push(Object {
                         file: position,
@@ -247,22 +278,38 @@ pub fn check_with<H: PerFile>(
         }
     }
 
-    // The second pass, on the complete cluster state.
+    // The second pass, on the complete cluster state: the objects kept, read from their JSON
+    // text (one deeper than serde_json reads, 128 levels, is parsed again from its file).
     let store = shared.store;
     let redone = par_map(
         &again,
         || engine.worker(&store),
-        |worker, _, (index, policies)| {
+        |worker, _, (_, _, index, policies, json)| {
             let mut out = Vec::new();
-            let object = &loaded.objects[*index];
-            review_again(engine, worker, &store, (*index, policies, object), &mut out);
-            out
+            let Ok(value) = serde_json::from_str(json) else {
+                return (out, false);
+            };
+            let object = Object {
+                value,
+                ..loaded.objects[*index].clone()
+            };
+            review_again(
+                engine,
+                worker,
+                &store,
+                (*index, policies, &object),
+                &mut out,
+            );
+            (out, true)
         },
     );
-    findings.extend(redone.into_iter().flatten());
-    for (index, _) in again {
-        let o = &mut loaded.objects[index];
-        *o = o.identity();
+    for ((found, read), (position, seq, index, policies, _)) in redone.into_iter().zip(again) {
+        findings.extend(found);
+        if !read {
+            let wanted = reread.entry(position).or_default();
+            let at = wanted.partition_point(|w| w.0 < seq);
+            wanted.insert(at, (seq, index, policies));
+        }
     }
     // The objects not kept, parsed again from their files' text: each document of a YAML file
     // alone, on every core; what is not found so, and JSON files, from the whole file.
@@ -718,23 +765,16 @@ mod tests {
                 manifest::documents(&src).0.remove(0).value
             })
             .collect();
-        let size = yaml::estimated_bytes(&values[0]);
+        // A StatefulSet waits as its JSON text.
+        let size = values[0].to_string().len() as u64;
         // The StatefulSets as YAML documents, as concatenated JSON values, as one `kind: List`.
         let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values});
         let forms = [
-            ("a.yaml", copies.join("\n---\n"), size),
-            (
-                "a.json",
-                values.iter().map(|v| format!("{v}\n")).collect(),
-                size,
-            ),
-            (
-                "a.yaml",
-                format!("---\n{list}\n"),
-                yaml::estimated_bytes(&list),
-            ),
+            ("a.yaml", copies.join("\n---\n")),
+            ("a.json", values.iter().map(|v| format!("{v}\n")).collect()),
+            ("a.yaml", format!("---\n{list}\n")),
         ];
-        for (name, text, size) in forms {
+        for (name, text) in forms {
             let inputs = [
                 Input::File(PathBuf::from(name)),
                 Input::File(PathBuf::from("b.yaml")),
@@ -746,10 +786,11 @@ mod tests {
                 }
                 Ok(manifest::source(input, texts[i].clone()))
             };
-            // Room for the ConfigMap and, among the waiting objects (half of it), one
-            // StatefulSet (none when they come in a List).
+            // Room for the ConfigMap and, among the waiting objects (half of it), a few
+            // StatefulSets: the others are parsed again from their file.
             let cm = manifest::documents(&manifest::source(&inputs[1], texts[1].clone())).0;
-            let tight = Budget::new(2 * size + yaml::estimated_bytes(&cm[0].value) + 1);
+            let tight = Budget::new(2 * yaml::estimated_bytes(&cm[0].value).max(size) + 1);
+            assert!(tight.limit / 2 / size < 10, "{size} {}", tight.limit);
             let (loaded, findings, _) = check_with(&inputs, &late, &engine, &config, &tight, &());
             assert!(loaded.errors.is_empty(), "{name}: {:?}", loaded.errors);
             let statefulsets = loaded.objects.iter().filter(|o| o.kind() == "StatefulSet");

@@ -722,6 +722,38 @@ mod tests {
         ]
     }
 
+    /// An object 128 levels deep (as deep as the reader reads) waits for its context: its JSON
+    /// text is one level more than serde_json reads back, so it is parsed again from its file,
+    /// and judged with the whole context all the same.
+    #[test]
+    fn an_object_kept_as_json_too_deep_to_read_back_is_read_again() {
+        let config = Config::default();
+        let engine = Engine::native(&config).unwrap();
+        let (statefulset, _, config_map) = stack();
+        let deep = format!(
+            "{}\ndeep: {}{}\n",
+            statefulset.trim_end(),
+            "[".repeat(127),
+            "]".repeat(127)
+        );
+        let value = manifest::documents(&manifest::source(&two_files()[0], deep.clone()))
+            .0
+            .remove(0)
+            .value;
+        assert!(serde_json::from_str::<Value>(&value.to_string()).is_err());
+        let texts = [deep, config_map];
+        let late = |i: usize, input: &Input| {
+            if i == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Ok(manifest::source(input, texts[i].clone()))
+        };
+        let (loaded, findings) = check(&two_files(), &late, &engine, &config);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let found = of_statefulset(&loaded, &findings, &engine);
+        assert!(found.iter().any(|f| f.2.contains("postgis")), "{found:?}");
+    }
+
     #[test]
     fn context_read_after_the_workload_is_seen() {
         let config = Config::default();

@@ -689,21 +689,37 @@ fn what_fix_reports_remaining_is_what_check_finds_after_it() {
         item(pod("l1"))
     );
     std::fs::write(dir.join("list.yaml"), &list).unwrap();
+    // One object too large to evaluate while it is held for its edit: its file is read again.
+    let containers: Vec<Value> = (0..2000)
+        .map(|i| {
+            serde_json::json!({"name": format!("c{i}"), "image": "busybox",
+                "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}},
+                "env": (0..8).map(|k| serde_json::json!({"name": format!("K{k}"), "value": "v"}))
+                    .chain([serde_json::json!({"name": "PASSWORD", "value": "hunter2"})])
+                    .collect::<Vec<_>>()})
+        })
+        .collect();
+    let big = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"},
+        "spec": {"containers": containers}});
+    std::fs::write(
+        dir.join("big.json"),
+        serde_json::to_string_pretty(&big).unwrap(),
+    )
+    .unwrap();
 
     let (_, diff_out, diff_report) = run(&dir, &["fix", "--diff", "--color", "never", "."], None);
     assert!(diff_out.contains("+++ "), "{diff_out}");
     let (code, fixed, _) = run(&dir, &["fix", "--color", "never", "."], None);
     assert_eq!(code, 1, "{fixed}");
-    for file in ["many.yaml", "list.yaml", "fixtures/"] {
+    for file in ["many.yaml", "list.yaml", "big.json", "fixtures/"] {
         assert!(fixed.contains(&format!("fixed {file}")), "{fixed}");
     }
     let grown = std::fs::read_to_string(dir.join("many.yaml")).unwrap();
     assert!(grown.lines().count() > text.lines().count() + 30, "{grown}");
     let (_, checked, _) = run(&dir, &["check", "--color", "never", "."], None);
-    assert!(
-        checked.contains("many.yaml:") && checked.contains("list.yaml:"),
-        "{checked}"
-    );
+    for file in ["many.yaml:", "list.yaml:", "big.json:"] {
+        assert!(checked.contains(file), "{checked}");
+    }
     assert!(
         fixed.ends_with(&checked),
         "fix:\n{fixed}\ncheck:\n{checked}"

@@ -72,6 +72,9 @@ pub struct FileFix {
     /// Objects of it were repaired: they were evaluated as repaired, not as read
     /// ([`remaining`]).
     pub repaired: bool,
+    /// One of them was too large to evaluate while it was held for the edit (it alone is over
+    /// the budget): what remains in the file is found by reading it again.
+    pub read_again: bool,
 }
 
 /// Everything `fix` read and found, before anything is written.
@@ -339,8 +342,10 @@ fn lines(text: &str) -> usize {
 impl PerFile for Repairs<'_> {
     type State = FileState;
 
-    fn object(&self, state: &mut FileState, src: &SourceFile, o: &Object) -> Option<Value> {
-        let repair = self.engine.repair(o, self.config, &self.store)?;
+    fn object(&self, state: &mut FileState, src: &SourceFile, o: &mut Object) -> bool {
+        let Some(repair) = self.engine.repair(o, self.config, &self.store) else {
+            return true;
+        };
         state.fix.repaired = true;
         // The object as read and repaired, and as much again for the syntax tree its edit
         // builds. Over the budget, what this file holds is written into its text first (the
@@ -354,15 +359,30 @@ impl PerFile for Repairs<'_> {
             }
         }
         state.kept += bytes;
-        let repaired = repair.object.clone();
-        state.held.push((o.clone(), repair));
-        Some(repaired)
+        if bytes > self.budget.limit() {
+            // Too large to evaluate a copy while it is edited: judged by reading the fixed
+            // file again (see `remaining`).
+            state.fix.read_again = true;
+            state.held.push((o.clone(), repair));
+            return false;
+        }
+        // The object is evaluated as repaired; the one read is held (moved, not copied).
+        let read = std::mem::replace(&mut o.value, repair.object.clone());
+        let held = Object {
+            file: o.file,
+            doc: o.doc,
+            prefix: o.prefix.clone(),
+            line: o.line,
+            value: read,
+        };
+        state.held.push((held, repair));
+        true
     }
 
-    fn again(&self, o: &Object) -> Option<Value> {
-        self.engine
-            .repair(o, self.config, &self.store)
-            .map(|r| r.object)
+    fn again(&self, o: &mut Object) {
+        if let Some(repair) = self.engine.repair(o, self.config, &self.store) {
+            o.value = repair.object;
+        }
     }
 
     fn end(&self, state: &mut FileState, src: &SourceFile, errors: &[InputError]) {
@@ -612,10 +632,10 @@ pub fn summary(loaded: &Loaded, fixes: &[FileFix], diff: bool) -> String {
 /// The report of what the policies still find once fixed. The repaired objects were evaluated
 /// as repaired when they were read ([`run`]): a fixed file keeps those findings, its objects
 /// and errors moved to their lines in the fixed text ([`Moved`]). A file with repaired objects
-/// that was not fixed (skipped, unreadable, or not written: its objects are the ones read) is
-/// read again, and with it every file holding objects the policies may look up (the cluster
-/// state they see); every file when one not fixed holds such objects (the first reading saw
-/// them repaired).
+/// that was not fixed (skipped, unreadable, or not written: its objects are the ones read), or
+/// with one too large to evaluate while it was edited ([`FileFix::read_again`]), is read again,
+/// and with it every file holding objects the policies may look up (the cluster state they
+/// see); every file when one not fixed holds such objects (the first reading saw them repaired).
 pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
     let Fixed {
         loaded,
@@ -628,7 +648,10 @@ pub fn remaining(fixed: &Fixed, engine: &Engine, config: &Config) -> Report {
         return check::build_report(loaded, engine, findings.clone());
     }
     let moved: Vec<Option<Moved>> = (0..count)
-        .map(|k| Moved::new(&loaded.files[k].text, fixes.get(k)?.fixed.as_deref()?))
+        .map(|k| {
+            let fix = fixes.get(k).filter(|f| !f.read_again)?;
+            Moved::new(&loaded.files[k].text, fix.fixed.as_deref()?)
+        })
         .collect();
     let stale = |k: usize| repaired(k) && moved[k].is_none();
     let kinds = engine.context_kinds();

@@ -37,12 +37,13 @@ pub type Read<'a> = dyn Fn(usize, &Input) -> Result<SourceFile, InputError> + Sy
 pub trait PerFile: Sync {
     /// What it keeps of one file.
     type State: Send + Default;
-    /// An object of `src` as read, before it is evaluated: the value to evaluate in its place,
-    /// `None` for its own.
-    fn object(&self, state: &mut Self::State, src: &SourceFile, o: &Object) -> Option<Value>;
-    /// What [`PerFile::object`] gave for `o`, parsed again from its file for the second pass
-    /// (the same value: without the file's state).
-    fn again(&self, o: &Object) -> Option<Value>;
+    /// An object of `src` as read, before it is evaluated: its value may be replaced by the one
+    /// to evaluate (and the one read kept in `state`); `false`: do not evaluate it (its
+    /// findings are found otherwise).
+    fn object(&self, state: &mut Self::State, src: &SourceFile, o: &mut Object) -> bool;
+    /// The same replacement for `o`, parsed again from its file for the second pass (without
+    /// the file's state).
+    fn again(&self, o: &mut Object);
     /// The file is read; `errors` are its unreadable documents.
     fn end(&self, state: &mut Self::State, src: &SourceFile, errors: &[InputError]);
 }
@@ -50,12 +51,10 @@ pub trait PerFile: Sync {
 /// A plain check.
 impl PerFile for () {
     type State = ();
-    fn object(&self, _: &mut (), _: &SourceFile, _: &Object) -> Option<Value> {
-        None
+    fn object(&self, _: &mut (), _: &SourceFile, _: &mut Object) -> bool {
+        true
     }
-    fn again(&self, _: &Object) -> Option<Value> {
-        None
-    }
+    fn again(&self, _: &mut Object) {}
     fn end(&self, _: &mut (), _: &SourceFile, _: &[InputError]) {}
 }
 
@@ -144,9 +143,20 @@ impl Shared<'_> {
         None
     }
 
-    /// Evaluate `o`; what looked up an incomplete store is marked to evaluate again (the object
-    /// kept as JSON text while the budget allows).
-    fn review(&self, worker: &mut Worker, (input, seq, o): Queued) -> Reviewed {
+    /// Evaluate `o` (unless `skip`); what looked up an incomplete store is marked to evaluate
+    /// again (the object kept as JSON text while the budget allows).
+    fn review(&self, worker: &mut Worker, (input, seq, o, skip): Queued) -> Reviewed {
+        if skip {
+            return Reviewed {
+                input,
+                seq,
+                object: o.identity(),
+                findings: Vec::new(),
+                again: Vec::new(),
+                kept: None,
+                error: None,
+            };
+        }
         let complete = self.complete.load(Ordering::Acquire);
         let mut findings = Vec::new();
         let mut again = Vec::new();
@@ -418,17 +428,12 @@ impl Again {
         each: &mut dyn FnMut(usize, &[usize], &Object),
     ) -> Wanted {
         let src = &loaded.files[self.position];
-        let instead = |o: &mut Object| {
-            if let Some(value) = per_file.again(o) {
-                o.value = value;
-            }
-        };
         let Some((span, skipped)) = &self.span else {
             let mut wanted = self.wanted.iter().peekable();
             let mut seq = 0;
             manifest::parse_each(self.position, src, &mut |mut o| {
                 if let Some((_, index, policies)) = wanted.next_if(|w| w.0 == seq) {
-                    instead(&mut o);
+                    per_file.again(&mut o);
                     each(*index, policies, &o);
                 }
                 seq += 1;
@@ -451,7 +456,7 @@ impl Again {
             let Some(k) = at.filter(|&k| !found[k]) else {
                 return;
             };
-            instead(&mut o);
+            per_file.again(&mut o);
             if o.identity().value == loaded.objects[self.wanted[k].1].value {
                 found[k] = true;
                 each(self.wanted[k].1, &self.wanted[k].2, &o);
@@ -522,13 +527,10 @@ fn read_file<H: PerFile>(
     let mut state = H::State::default();
     let mut seq = 0;
     let mut batch = Vec::with_capacity(BATCH);
-    let errors = manifest::parse_each(i, &src, &mut |o| {
-        let mut o = o;
-        if let Some(value) = per_file.object(&mut state, &src, &o) {
-            o.value = value;
-        }
+    let errors = manifest::parse_each(i, &src, &mut |mut o| {
+        let skip = !per_file.object(&mut state, &src, &mut o);
         let e = shared.add_context(i, seq, &o);
-        batch.push(((i, seq, o), e));
+        batch.push(((i, seq, o, skip), e));
         seq += 1;
         if batch.len() == BATCH {
             send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
@@ -541,8 +543,9 @@ fn read_file<H: PerFile>(
     Ok((src, errors, state))
 }
 
-/// An object to review: its input, its place in the file, the object.
-type Queued = (usize, usize, Object);
+/// An object to review: its input, its place in the file, the object, and whether to skip
+/// evaluating it.
+type Queued = (usize, usize, Object, bool);
 
 /// A message from a parsing thread: objects to review, each with an error about it.
 type Parsed = Vec<(Queued, Option<String>)>;
@@ -673,6 +676,11 @@ impl Budget {
     /// Give back what was reserved.
     pub fn release(&self, bytes: u64) {
         self.kept.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     /// The limit in MiB, for messages.

@@ -780,10 +780,9 @@ impl Moved {
     /// `None` when the two texts' document markers do not pair up.
     fn new(old: &str, new: &str) -> Option<Moved> {
         let markers = |text: &str| -> Vec<usize> {
-            text.split_inclusive('\n')
-                .enumerate()
-                .filter(|(_, line)| yaml::is_document_marker(line))
-                .map(|(i, _)| i + 1)
+            yaml::document_markers(text)
+                .into_iter()
+                .map(|m| m.0)
                 .collect()
         };
         let (old, new) = (markers(old), markers(new));

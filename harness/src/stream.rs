@@ -385,15 +385,7 @@ fn documents_again(loaded: &Loaded, reread: BTreeMap<usize, Wanted>) -> Vec<Agai
             });
             continue;
         }
-        // The 1-based number and byte offset of each document marker line.
-        let mut markers = Vec::new();
-        let mut offset = 0;
-        for (i, line) in src.text.split_inclusive('\n').enumerate() {
-            if yaml::is_document_marker(line) {
-                markers.push((i + 1, offset));
-            }
-            offset += line.len();
-        }
+        let markers = yaml::document_markers(&src.text);
         let mut wanted = wanted.into_iter().peekable();
         while let Some(first) = wanted.next() {
             let doc = loaded.objects[first.1].doc;

@@ -360,6 +360,19 @@ pub(crate) fn is_document_marker(line: &str) -> bool {
         .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\n', '\r']))
 }
 
+/// The `---` lines of `text`: each one's 1-based number and byte offset.
+pub(crate) fn document_markers(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if is_document_marker(line) {
+            out.push((i + 1, offset));
+        }
+        offset += line.len();
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // The event driver: libyaml events with byte offsets and exact lines, documents numbered,
 // recovery after errors.

@@ -121,3 +121,39 @@ pub fn respond_object(
 ) -> Response {
     admit_object(policy, object, operation, ctx, Mutation::AsConfigured).respond()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::ObjectStore;
+
+    /// Found by the `evaluate` fuzz target: the module path read this number one unit off in
+    /// its last place, so its mutation changed a field it never touched. Through the payload
+    /// bytes (as the module reads them) and natively, the mutation keeps every number as sent.
+    #[test]
+    fn a_mutation_keeps_every_number_as_sent() {
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                "resources": [-5.324528882207291e-108, 1e300, 0.1]}]}});
+        let payload = serde_json::json!({
+            "request": crate::admission::request_for(&object, crate::admission::Op::Create, "u"),
+            "settings": {"mutate": true},
+        });
+        let bytes = serde_json::to_vec(&payload).unwrap();
+        let ctx = ObjectStore::new();
+        let module = stackguard_common::policy::validate_payload::<run_as_non_root::RunAsNonRoot>(
+            &bytes, &ctx,
+        );
+        let prepared =
+            (find("run-as-non-root").unwrap().prepare)(Some("{\"mutate\": true}")).unwrap();
+        let native = respond_object(prepared.as_ref(), &object, Operation::Create, &ctx);
+        assert_eq!(module, native);
+        let mutated = module
+            .mutated_object
+            .expect("the container gets a securityContext");
+        assert_eq!(
+            mutated["spec"]["containers"][0]["resources"],
+            object["spec"]["containers"][0]["resources"]
+        );
+    }
+}

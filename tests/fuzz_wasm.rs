@@ -37,7 +37,8 @@ fn sample(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// What the same rules answer natively for a structure-aware payload (`None`: not one).
+/// What the same rules answer natively for a structure-aware payload (`None`: not one): the
+/// verdict, message, warnings and the mutated object (settings with `mutate: true`).
 fn native_response(entry: &policies::Entry, payload: &Value) -> Option<ValidationResponse> {
     let request = payload.get("request")?;
     let operation = match request.get("operation")?.as_str()? {
@@ -54,6 +55,7 @@ fn native_response(entry: &policies::Entry, payload: &Value) -> Option<Validatio
         accepted: r.accepted,
         message: r.message,
         warnings: (!r.warnings.is_empty()).then_some(r.warnings),
+        mutated_object: r.mutated_object,
         ..Default::default()
     })
 }
@@ -68,7 +70,7 @@ fn modules_never_trap_on_the_fuzz_corpora() {
     );
     let host = Host::new(None, Duration::from_secs(20)).expect("waPC host");
     let mut failures = Vec::new();
-    let (mut validated, mut compared, mut settings) = (0, 0, 0);
+    let (mut validated, mut compared, mut mutations, mut settings) = (0, 0, 0, 0);
     for entry in policies::ALL {
         let path = root().join("dist").join(format!("{}.wasm", entry.name));
         let module = host.load(&path).expect("module (make policies)");
@@ -99,6 +101,7 @@ fn modules_never_trap_on_the_fuzz_corpora() {
                 .and_then(|p| native_response(entry, &p));
             if let Some(native) = native {
                 compared += 1;
+                mutations += usize::from(native.mutated_object.is_some());
                 if native != resp {
                     failures.push(format!(
                         "{} on {}: module {resp:?}, native {native:?}",
@@ -128,7 +131,7 @@ fn modules_never_trap_on_the_fuzz_corpora() {
         }
     }
     eprintln!(
-        "fuzz payloads through the modules: {validated} validate calls ({compared} compared with native), {settings} validate_settings calls"
+        "fuzz payloads through the modules: {validated} validate calls ({compared} compared with native, {mutations} of them mutated), {settings} validate_settings calls"
     );
     assert!(
         validated > 0,

@@ -60,6 +60,59 @@ fn native_response(entry: &policies::Entry, payload: &Value) -> Option<Validatio
     })
 }
 
+/// Where the module's response differs from the native one, without the values of the
+/// mutated objects (a payload may hold secret-looking data): the verdicts, the policies' own
+/// messages and warnings, and the operation and path of each JSON Patch step between the
+/// native and the module's mutated object.
+fn difference(module: &ValidationResponse, native: &ValidationResponse) -> String {
+    let mut parts = Vec::new();
+    if module.accepted != native.accepted || module.message != native.message {
+        parts.push(format!(
+            "module {} {:?}, native {} {:?}",
+            module.accepted, module.message, native.accepted, native.message
+        ));
+    }
+    if module.warnings != native.warnings {
+        parts.push(format!(
+            "warnings: module {:?}, native {:?}",
+            module.warnings, native.warnings
+        ));
+    }
+    if module.code != native.code || module.audit_annotations != native.audit_annotations {
+        parts.push(format!(
+            "code/audit annotations: module {:?}/{:?}, native {:?}/{:?}",
+            module.code, module.audit_annotations, native.code, native.audit_annotations
+        ));
+    }
+    match (&module.mutated_object, &native.mutated_object) {
+        (Some(m), Some(n)) if m != n => {
+            let steps: Vec<String> = json_patch::diff(n, m)
+                .0
+                .iter()
+                .map(|op| match op {
+                    json_patch::PatchOperation::Add(o) => format!("add {}", o.path),
+                    json_patch::PatchOperation::Remove(o) => format!("remove {}", o.path),
+                    json_patch::PatchOperation::Replace(o) => format!("replace {}", o.path),
+                    json_patch::PatchOperation::Move(o) => format!("move {}", o.path),
+                    json_patch::PatchOperation::Copy(o) => format!("copy {}", o.path),
+                    json_patch::PatchOperation::Test(o) => format!("test {}", o.path),
+                })
+                .collect();
+            parts.push(format!(
+                "mutated objects differ (native → module: {})",
+                steps.join(", ")
+            ));
+        }
+        (m, n) if m.is_some() != n.is_some() => parts.push(format!(
+            "mutated object: module {}, native {}",
+            if m.is_some() { "some" } else { "none" },
+            if n.is_some() { "some" } else { "none" }
+        )),
+        _ => {}
+    }
+    parts.join("; ")
+}
+
 #[test]
 fn modules_never_trap_on_the_fuzz_corpora() {
     let base = root().join("target/fuzz/wasm");
@@ -104,9 +157,10 @@ fn modules_never_trap_on_the_fuzz_corpora() {
                 mutations += usize::from(native.mutated_object.is_some());
                 if native != resp {
                     failures.push(format!(
-                        "{} on {}: module {resp:?}, native {native:?}",
+                        "{} on {}: {}",
                         entry.name,
-                        file.display()
+                        file.display(),
+                        difference(&resp, &native)
                     ));
                 }
             }

@@ -89,13 +89,10 @@ fn difference(module: &ValidationResponse, native: &ValidationResponse) -> Strin
             let steps: Vec<String> = json_patch::diff(n, m)
                 .0
                 .iter()
-                .map(|op| match op {
-                    json_patch::PatchOperation::Add(o) => format!("add {}", o.path),
-                    json_patch::PatchOperation::Remove(o) => format!("remove {}", o.path),
-                    json_patch::PatchOperation::Replace(o) => format!("replace {}", o.path),
-                    json_patch::PatchOperation::Move(o) => format!("move {}", o.path),
-                    json_patch::PatchOperation::Copy(o) => format!("copy {}", o.path),
-                    json_patch::PatchOperation::Test(o) => format!("test {}", o.path),
+                .map(|op| {
+                    // The step's own name ("add", "replace", …), without its value.
+                    let step = serde_json::to_value(op).unwrap_or_default();
+                    format!("{} {}", step["op"].as_str().unwrap_or("?"), op.path())
                 })
                 .collect();
             parts.push(format!(
